@@ -1,0 +1,68 @@
+"""The RDB codec: picks the C implementation or its pure-Python twin, once.
+
+``RDBKIT_PUREPYTHON=1`` in the environment forces the pure-Python twin; a
+missing or broken extension falls back to it with a logged warning (tests
+check that the default really is the C one).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from rdbkit.codec.model import (
+    ModuleAux,
+    ModuleValue,
+    SlotInfo,
+    Stream,
+    StreamConsumer,
+    StreamEntry,
+    StreamGroup,
+    StreamID,
+    StreamPending,
+)
+
+_log = logging.getLogger(__name__)
+
+if os.environ.get("RDBKIT_PUREPYTHON"):
+    from rdbkit import _pycodec as _impl
+
+    IMPLEMENTATION = "python"
+else:
+    try:
+        from rdbkit import _codec as _impl  # type: ignore[attr-defined]
+
+        IMPLEMENTATION = "c"
+    except ImportError as exc:  # pragma: no cover - exercised only on broken builds
+        _log.warning("rdbkit C codec unavailable (%s); using the pure-Python twin", exc)
+        from rdbkit import _pycodec as _impl
+
+        IMPLEMENTATION = "python"
+
+Decoder = _impl.Decoder
+Entry = _impl.Entry
+crc64 = _impl.crc64
+lzf_decompress = _impl.lzf_decompress
+DEFAULT_MAX_STRING_LEN = _impl.DEFAULT_MAX_STRING_LEN
+DEFAULT_MAX_COLLECTION_LEN = _impl.DEFAULT_MAX_COLLECTION_LEN
+DEFAULT_MAX_BUFFER_SIZE = _impl.DEFAULT_MAX_BUFFER_SIZE
+
+__all__ = [
+    "IMPLEMENTATION",
+    "Decoder",
+    "Entry",
+    "crc64",
+    "lzf_decompress",
+    "DEFAULT_MAX_STRING_LEN",
+    "DEFAULT_MAX_COLLECTION_LEN",
+    "DEFAULT_MAX_BUFFER_SIZE",
+    "ModuleAux",
+    "ModuleValue",
+    "SlotInfo",
+    "Stream",
+    "StreamConsumer",
+    "StreamEntry",
+    "StreamGroup",
+    "StreamID",
+    "StreamPending",
+]

@@ -1,0 +1,63 @@
+"""The exception hierarchy: every error rdbkit raises on purpose is an RdbkitError.
+
+Decode errors carry the byte offset at which the failing read started, so a
+user can find the damage in the file (``rdbkit verify`` prints it).
+"""
+
+from __future__ import annotations
+
+
+class RdbkitError(Exception):
+    """Root of every error rdbkit raises deliberately."""
+
+
+class DecodeError(RdbkitError, ValueError):
+    """The input is not a valid RDB (or DUMP payload) at ``offset``."""
+
+    def __init__(self, message: str, *, offset: int) -> None:
+        super().__init__(f"{message} at byte {offset}")
+        self.reason = message
+        self.offset = offset
+
+    def __reduce__(self):  # keep pickling (multiprocessing) working with the keyword
+        return (_rebuild, (type(self), self.reason, self.offset))
+
+
+def _rebuild(cls: type, message: str, offset: int) -> DecodeError:
+    return cls(message, offset=offset)
+
+
+class TruncatedError(DecodeError):
+    """The input ended in the middle of an item (or before EOF and checksum)."""
+
+
+class ChecksumError(DecodeError):
+    """The stored CRC64 does not match the bytes read."""
+
+
+class UnsupportedVersionError(DecodeError):
+    """The header names an RDB version (or magic) this decoder does not know."""
+
+
+class UnsupportedEncodingError(DecodeError):
+    """A type or opcode byte whose layout is not established (never guessed)."""
+
+
+class LimitExceededError(DecodeError):
+    """A length in the input exceeds a configured limit (max_string_len, ...)."""
+
+
+class EncodeError(RdbkitError, ValueError):
+    """A value cannot be written in the requested format or version."""
+
+
+class StorageError(RdbkitError):
+    """A snapshot store failed (local directory or S3)."""
+
+
+class CatalogError(RdbkitError):
+    """A catalog rule was broken (name taken, quota, account, ...)."""
+
+
+class ProtocolError(RdbkitError):
+    """A peer spoke invalid Redis protocol."""
