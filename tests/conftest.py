@@ -1,17 +1,19 @@
 """Shared pytest fixtures.
 
 ``codec`` runs a test once per implementation (``[c]`` and ``[python]``), so a
-difference between the twins shows up as a test id. Real-server fixtures
-live in ``tests/servers.py`` and are registered here.
+difference between the twins shows up as a test id. The real-server fixtures
+``redis7``, ``valkey9`` and ``redis6`` live in ``tests/servers.py`` and are
+registered here; ``tests/datasets.py`` fills them.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 from pathlib import Path
 
 import pytest
+
+from servers import redis6, redis7, valkey9  # noqa: F401  (fixtures, registered by import)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
@@ -36,10 +38,3 @@ def shared_fixtures() -> Path:
     if not SHARED_FIXTURES.is_dir():
         pytest.skip(f"{SHARED_FIXTURES} is absent (it ships beside the repo in CI, not in a user's clone)")
     return SHARED_FIXTURES
-
-
-@pytest.fixture
-def tmp_env(monkeypatch):
-    """Environment helper for subprocess tests."""
-    env = dict(os.environ)
-    return env
