@@ -21,7 +21,8 @@ from __future__ import annotations
 import os
 import re
 import struct
-from typing import Any, BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 from rdbkit.codec.model import (
     ModuleAux,
@@ -45,11 +46,11 @@ from rdbkit.errors import (
 )
 
 __all__ = [
-    "DEFAULT_MAX_STRING_LEN",
-    "DEFAULT_MAX_COLLECTION_LEN",
     "DEFAULT_MAX_BUFFER_SIZE",
-    "Entry",
+    "DEFAULT_MAX_COLLECTION_LEN",
+    "DEFAULT_MAX_STRING_LEN",
     "Decoder",
+    "Entry",
     "crc64",
     "lzf_decompress",
 ]
@@ -147,7 +148,16 @@ _OP_SELECTDB = 254
 _OP_EOF = 255
 _OP_KEY_META = 243  # Redis (REDIS magic) only
 _FILE_OPCODES = frozenset(
-    {_OP_SLOT_INFO, _OP_FUNCTION2, _OP_FUNCTION_PRE_GA, _OP_MODULE_AUX, _OP_AUX, _OP_RESIZEDB, _OP_SELECTDB, _OP_EOF}
+    {
+        _OP_SLOT_INFO,
+        _OP_FUNCTION2,
+        _OP_FUNCTION_PRE_GA,
+        _OP_MODULE_AUX,
+        _OP_AUX,
+        _OP_RESIZEDB,
+        _OP_SELECTDB,
+        _OP_EOF,
+    }
 )
 
 
@@ -577,7 +587,7 @@ def _key_note(key: bytes | None) -> str:
 class _Cursor:
     """Reads one unit out of the decoder's buffer; every read checks what is left."""
 
-    __slots__ = ("buf", "pos", "end", "base", "key", "max_str", "max_coll")
+    __slots__ = ("base", "buf", "end", "key", "max_coll", "max_str", "pos")
 
     def __init__(self, buf: bytearray, pos: int, base: int, max_str: int, max_coll: int) -> None:
         self.buf = buf
@@ -643,14 +653,20 @@ class _Cursor:
             self.pos = p + 9
             return _U64BE.unpack_from(buf, p + 1)[0]
         if kind == 3:
-            raise self.error(DecodeError, f"{what}: expected a length, found string encoding byte 0x{b:02x}", self.base + p)
+            raise self.error(
+                DecodeError,
+                f"{what}: expected a length, found string encoding byte 0x{b:02x}",
+                self.base + p,
+            )
         raise self.error(DecodeError, f"{what}: invalid length byte 0x{b:02x}", self.base + p)
 
     def count(self, what: str) -> int:
         off = self.base + self.pos
         n = self.length(what)
         if n > self.max_coll:
-            raise self.error(LimitExceededError, f"{what} {n} exceeds max_collection_len {self.max_coll}", off)
+            raise self.error(
+                LimitExceededError, f"{what} {n} exceeds max_collection_len {self.max_coll}", off
+            )
         return n
 
     def string(self, what: str) -> bytes:
@@ -663,7 +679,11 @@ class _Cursor:
             off = self.base + p
             n = self.length(what)
             if n > self.max_str:
-                raise self.error(LimitExceededError, f"{what} length {n} exceeds max_string_len {self.max_str}", off)
+                raise self.error(
+                    LimitExceededError,
+                    f"{what} length {n} exceeds max_string_len {self.max_str}",
+                    off,
+                )
             return self.take(n)
         off = self.base + p
         self.pos = p + 1
@@ -677,10 +697,18 @@ class _Cursor:
         if enc == 3:
             clen = self.length(what)
             if clen > self.max_str:
-                raise self.error(LimitExceededError, f"{what} compressed length {clen} exceeds max_string_len {self.max_str}", off)
+                raise self.error(
+                    LimitExceededError,
+                    f"{what} compressed length {clen} exceeds max_string_len {self.max_str}",
+                    off,
+                )
             ulen = self.length(what)
             if ulen > self.max_str:
-                raise self.error(LimitExceededError, f"{what} length {ulen} exceeds max_string_len {self.max_str}", off)
+                raise self.error(
+                    LimitExceededError,
+                    f"{what} length {ulen} exceeds max_string_len {self.max_str}",
+                    off,
+                )
             if ulen > _LZF_MAX_RATIO * clen:
                 raise self.error(
                     LimitExceededError, f"{what}: {clen} LZF bytes cannot expand to {ulen}", off
@@ -746,28 +774,44 @@ class _Cursor:
 # --------------------------------------------------------------------------- Entry
 
 
+# Entry attributes in the order of the docs/codec.md table (astuple() order).
+_ENTRY_FIELDS = (
+    "db",
+    "key",
+    "type",
+    "value",
+    "expire_ms",
+    "idle",
+    "freq",
+    "field_expires",
+    "encoding",
+    "offset",
+    "size",
+)
+
+
 class Entry:
     """One key read from an RDB file (see docs/codec.md for each attribute)."""
 
     __slots__ = (
         "db",
-        "key",
-        "type",
-        "value",
-        "expire_ms",
-        "idle",
-        "freq",
-        "field_expires",
         "encoding",
+        "expire_ms",
+        "field_expires",
+        "freq",
+        "idle",
+        "key",
         "offset",
         "size",
+        "type",
+        "value",
     )
 
     def __init__(
         self,
         db: int,
         key: bytes,
-        type: str,  # noqa: A002 - the attribute's documented name
+        type: str,
         value: Any,
         expire_ms: int | None,
         idle: int | None,
@@ -791,7 +835,7 @@ class Entry:
 
     def astuple(self) -> tuple:
         """The attributes in the order of the docs/codec.md table."""
-        return tuple(getattr(self, name) for name in Entry.__slots__)
+        return tuple(getattr(self, name) for name in _ENTRY_FIELDS)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Entry):
@@ -801,7 +845,9 @@ class Entry:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"Entry(db={self.db}, key={self.key!r}, type={self.type!r}, encoding={self.encoding!r})"
+        return (
+            f"Entry(db={self.db}, key={self.key!r}, type={self.type!r}, encoding={self.encoding!r})"
+        )
 
 
 # --------------------------------------------------------------------------- Decoder
@@ -875,7 +921,9 @@ class Decoder:
             elif hasattr(fileobj, "read") or hasattr(fileobj, "readinto"):
                 self._file = fileobj
             else:
-                raise TypeError(f"fileobj must be a path or have .read(), got {type(fileobj).__name__}")
+                raise TypeError(
+                    f"fileobj must be a path or have .read(), got {type(fileobj).__name__}"
+                )
 
     # ------------------------------------------------------------ public API
 
@@ -945,10 +993,10 @@ class Decoder:
             except _Short as short:
                 raise self._truncated(short) from None
 
-    def __enter__(self) -> Decoder:
+    def __enter__(self) -> Decoder:  # noqa: PYI034 - typing.Self needs 3.11, we support 3.10
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
             self.close()
         else:
@@ -1061,7 +1109,9 @@ class Decoder:
                 # Redis (and KeyDB, which writes AUX mvcc-tstamp there) keeps the
                 # pending expiry/idle/freq across other opcodes until the next key.
                 if t == _OP_EOF:
-                    raise DecodeError("EOF follows a key prefix opcode; expected a key", offset=op_off)
+                    raise DecodeError(
+                        "EOF follows a key prefix opcode; expected a key", offset=op_off
+                    )
                 if t == _OP_SELECTDB:
                     db = c.length("SELECTDB db number")
                     commits.append(lambda db=db: setattr(self, "_db", db))
@@ -1094,7 +1144,17 @@ class Decoder:
         type_name, encoding = _TYPES[t]
         value, field_expires = self._value(c, t, valkey)
         entry = Entry(
-            db, key, type_name, value, expire_ms, idle, freq, field_expires, encoding, start, c.off() - start
+            db,
+            key,
+            type_name,
+            value,
+            expire_ms,
+            idle,
+            freq,
+            field_expires,
+            encoding,
+            start,
+            c.off() - start,
         )
         if not commits:
             return None, entry
@@ -1162,7 +1222,9 @@ class Decoder:
             when_off = c.off()
             when_opcode = c.length("MODULE_AUX when opcode")
             if when_opcode != 2:
-                raise DecodeError(f"MODULE_AUX when opcode is {when_opcode}, expected 2 (UINT)", offset=when_off)
+                raise DecodeError(
+                    f"MODULE_AUX when opcode is {when_opcode}, expected 2 (UINT)", offset=when_off
+                )
             when = c.length("MODULE_AUX when")
             raw, items = c.module_body(True)
             name, encver = module_name(module_id)
@@ -1188,7 +1250,11 @@ class Decoder:
                 self.functions.append(code)
 
         else:  # _OP_SLOT_INFO
-            info = SlotInfo(c.length("SLOT_INFO slot"), c.length("SLOT_INFO keys"), c.length("SLOT_INFO expires"))
+            info = SlotInfo(
+                c.length("SLOT_INFO slot"),
+                c.length("SLOT_INFO keys"),
+                c.length("SLOT_INFO expires"),
+            )
 
             def commit() -> None:
                 self.slot_info.append(info)
@@ -1262,7 +1328,11 @@ class Decoder:
             if t == 20:
                 return ({_as_bytes(x) for x in els} if build else None), None
             if len(els) % 2:
-                raise c.error(DecodeError, f"corrupt {kind}: odd element count {len(els)} in a pair container", off)
+                raise c.error(
+                    DecodeError,
+                    f"corrupt {kind}: odd element count {len(els)} in a pair container",
+                    off,
+                )
             if t in (12, 17):
                 try:
                     zset = {_as_bytes(els[i]): _score_of(els[i + 1]) for i in range(0, len(els), 2)}
@@ -1292,7 +1362,9 @@ class Decoder:
                         continue
                     if container != 2:
                         raise c.error(
-                            DecodeError, f"quicklist node container {container} is not 1 (plain) or 2 (packed)", coff
+                            DecodeError,
+                            f"quicklist node container {container} is not 1 (plain) or 2 (packed)",
+                            coff,
                         )
                     els, noff = c.embedded("listpack", _listpack)
                 if not els:
@@ -1341,7 +1413,9 @@ class Decoder:
                     continue
                 expire_at = ttl + min_expire - 1 if t == 24 else ttl
                 if not 0 <= expire_at <= _HFE_MAX:
-                    raise c.error(DecodeError, f"hash field expiry {expire_at} outside 0..2^48-1", ttl_off)
+                    raise c.error(
+                        DecodeError, f"hash field expiry {expire_at} outside 0..2^48-1", ttl_off
+                    )
                 fexp[field] = expire_at
             if not build:
                 return None, None
@@ -1354,7 +1428,11 @@ class Decoder:
         if not els:
             raise self._empty(c, "listpack", off)
         if len(els) % 3:
-            raise c.error(DecodeError, f"corrupt listpack: {len(els)} elements are not field/value/TTL triplets", off)
+            raise c.error(
+                DecodeError,
+                f"corrupt listpack: {len(els)} elements are not field/value/TTL triplets",
+                off,
+            )
         h = {}
         fexp = {}
         for i in range(0, len(els), 3):
@@ -1362,11 +1440,15 @@ class Decoder:
             h[field] = _as_bytes(els[i + 1])
             ttl = els[i + 2]
             if type(ttl) is not int:
-                raise c.error(DecodeError, f"corrupt listpack: TTL of triplet {i // 3} is not an integer", off)
+                raise c.error(
+                    DecodeError, f"corrupt listpack: TTL of triplet {i // 3} is not an integer", off
+                )
             if ttl == 0:
                 fexp.pop(field, None)
             elif not 0 <= ttl <= _HFE_MAX:
-                raise c.error(DecodeError, f"corrupt listpack: hash field expiry {ttl} outside 0..2^48-1", off)
+                raise c.error(
+                    DecodeError, f"corrupt listpack: hash field expiry {ttl} outside 0..2^48-1", off
+                )
             else:
                 fexp[field] = ttl
         if not build:
@@ -1382,7 +1464,9 @@ class Decoder:
             id_off = c.off()
             raw_id = c.string("stream master ID")
             if len(raw_id) != 16:
-                raise c.error(DecodeError, f"stream master ID is {len(raw_id)} bytes, expected 16", id_off)
+                raise c.error(
+                    DecodeError, f"stream master ID is {len(raw_id)} bytes, expected 16", id_off
+                )
             master = _ID.unpack(raw_id)
             els, off = c.embedded("stream listpack", _listpack)
             if not els:
@@ -1396,7 +1480,9 @@ class Decoder:
         first_id = max_deleted = entries_added = None
         if t != 15:
             first_id = StreamID(c.length("stream first ID ms"), c.length("stream first ID seq"))
-            max_deleted = StreamID(c.length("stream max-deleted ID ms"), c.length("stream max-deleted ID seq"))
+            max_deleted = StreamID(
+                c.length("stream max-deleted ID ms"), c.length("stream max-deleted ID seq")
+            )
             entries_added = c.length("stream entries added")
         groups = []
         for _ in range(c.count("stream group count")):

@@ -24,7 +24,11 @@ from rdbkit.errors import (
 )
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
-FILES = sorted(p.relative_to(FIXTURES).as_posix() for p in FIXTURES.glob("*/*.rdb")) if FIXTURES.is_dir() else []
+FILES = (
+    sorted(p.relative_to(FIXTURES).as_posix() for p in FIXTURES.glob("*/*.rdb"))
+    if FIXTURES.is_dir()
+    else []
+)
 
 ERRORS = {
     "redis__librdb/invalid_chksum_v8.rdb": ChecksumError,
@@ -84,7 +88,9 @@ def _hash_as_ziplist(entries, dec):
 
 def _keys_with_expiry(entries, dec):
     (e,) = entries
-    assert e.key == b"expires_ms_precision" and e.expire_ms == 1671963072573  # 2022-12-25 10:11:12.573 UTC
+    assert (
+        e.key == b"expires_ms_precision" and e.expire_ms == 1671963072573
+    )  # 2022-12-25 10:11:12.573 UTC
     assert e.value == b"2022-12-25 10:11:12.573 UTC"
 
 
@@ -102,7 +108,11 @@ def _multiple_databases(entries, dec):
 
 
 def _multiple_dbs(entries, dec):
-    assert [(e.db, e.key, e.value) for e in entries] == [(0, b"x", b"0"), (1, b"y", b"1"), (2, b"z", b"2")]
+    assert [(e.db, e.key, e.value) for e in entries] == [
+        (0, b"x", b"0"),
+        (1, b"y", b"1"),
+        (2, b"z", b"2"),
+    ]
     assert dec.resize_hints == {0: (1, 0), 1: (1, 0), 2: (1, 0)}
 
 
@@ -116,7 +126,14 @@ def _keydb_expire(entries, dec):
 
 
 def _integer_keys(entries, dec):
-    assert {e.key for e in entries} == {b"125", b"43947", b"183358245", b"-123", b"-29477", b"-183358245"}
+    assert {e.key for e in entries} == {
+        b"125",
+        b"43947",
+        b"183358245",
+        b"-123",
+        b"-29477",
+        b"-183358245",
+    }
 
 
 def _linkedlist(entries, dec):
@@ -153,7 +170,9 @@ def _ziplist_integers(entries, dec):
 
 def _ziplist_easy(entries, dec):
     (e,) = entries
-    assert e.key == b"ziplist_compresses_easily" and e.value == [b"a" * n for n in (6, 12, 18, 24, 30, 36)]
+    assert e.key == b"ziplist_compresses_easily" and e.value == [
+        b"a" * n for n in (6, 12, 18, 24, 30, 36)
+    ]
 
 
 def _ziplist_doesnt(entries, dec):
@@ -172,7 +191,11 @@ def _uncompressible(entries, dec):
 
 def _v5_checksum(entries, dec):
     vals = by_key(entries)
-    assert vals[b"abcd"].value == b"efgh" and vals[b"foo"].value == b"bar" and vals[b"bar"].value == b"baz"
+    assert (
+        vals[b"abcd"].value == b"efgh"
+        and vals[b"foo"].value == b"bar"
+        and vals[b"bar"].value == b"baz"
+    )
     assert dec.checksum_status == "ok"
 
 
@@ -192,7 +215,11 @@ def _module_rejson(entries, dec):
 
 def _module_librdb(entries, dec):
     (e,) = entries
-    assert e.value.name == "test__rdb" and e.value.items == ((5, b"value1"),) and e.value.raw == b"\x05\x06value1\x00"
+    assert (
+        e.value.name == "test__rdb"
+        and e.value.items == ((5, b"value1"),)
+        and e.value.raw == b"\x05\x06value1\x00"
+    )
 
 
 def _module_aux(entries, dec):
@@ -219,7 +246,9 @@ def _stream_librdb(entries, dec):
 def _stream_groups(entries, dec):
     streams = [e.value for e in entries if e.type == "stream"]
     assert streams and any(s.groups for s in streams)
-    for s in streams:  # HDT3213's "trim" stream stores length 120 over 118 live entries (Redis 5 era)
+    for (
+        s
+    ) in streams:  # HDT3213's "trim" stream stores length 120 over 118 live entries (Redis 5 era)
         assert s.length >= len(s.entries)
 
 
@@ -297,7 +326,11 @@ def _redis_pre_ga_22(entries, dec):
 
 def _redis_pre_ga_23(entries, dec):
     (e,) = entries
-    assert e.encoding == "listpack_ex" and e.value == {b"field1": b"value1", b"field2": b"value2", b"field3": b"value3"}
+    assert e.encoding == "listpack_ex" and e.value == {
+        b"field1": b"value1",
+        b"field2": b"value2",
+        b"field3": b"value3",
+    }
     assert set(e.field_expires) == {b"field1", b"field2"}
 
 
@@ -332,7 +365,9 @@ FACTS = {
     "sripathikrishnan__redis-rdb-tools/empty_database.rdb": _empty,
     "redis__librdb/empty.rdb": _empty,
     "sripathikrishnan__redis-rdb-tools/intset_16.rdb": _intset(16, [0x7FFE, 0x7FFD, 0x7FFC]),
-    "sripathikrishnan__redis-rdb-tools/intset_32.rdb": _intset(32, [0x7FFEFFFE, 0x7FFEFFFD, 0x7FFEFFFC]),
+    "sripathikrishnan__redis-rdb-tools/intset_32.rdb": _intset(
+        32, [0x7FFEFFFE, 0x7FFEFFFD, 0x7FFEFFFC]
+    ),
     "sripathikrishnan__redis-rdb-tools/intset_64.rdb": _intset(
         64, [0x7FFEFFFEFFFEFFFE, 0x7FFEFFFEFFFEFFFD, 0x7FFEFFFEFFFEFFFC]
     ),
@@ -445,7 +480,9 @@ def _comparable(rows):
 
     def fix(v):
         if isinstance(v, dict):
-            return {k: ("nan" if isinstance(x, float) and math.isnan(x) else x) for k, x in v.items()}
+            return {
+                k: ("nan" if isinstance(x, float) and math.isnan(x) else x) for k, x in v.items()
+            }
         return v
 
     return [tuple(fix(x) for x in row) for row in rows]

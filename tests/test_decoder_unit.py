@@ -7,6 +7,7 @@ computed from the test itself. Every test runs for both twins (``codec``).
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import struct
 
@@ -145,7 +146,16 @@ def test_valkey_versions(codec, version):
 
 @pytest.mark.parametrize(
     "magic",
-    [b"REDIS0000", b"REDIS0015", b"REDIS0079", b"REDIS0080", b"REDIS0099", b"VALKEY079", b"VALKEY012", b"VALKEY082"],
+    [
+        b"REDIS0000",
+        b"REDIS0015",
+        b"REDIS0079",
+        b"REDIS0080",
+        b"REDIS0099",
+        b"VALKEY079",
+        b"VALKEY012",
+        b"VALKEY082",
+    ],
 )
 def test_unsupported_versions(codec, magic):
     err = error_of(codec, magic + b"\xff" + b"\0" * 8)
@@ -154,7 +164,9 @@ def test_unsupported_versions(codec, magic):
         assert "unsupported RDB version 99" in str(err)
 
 
-@pytest.mark.parametrize("data", [b"RADIS0011\xff", b"REDIS00x1\xff", b"hello world", b"VALKEYabc\xff"])
+@pytest.mark.parametrize(
+    "data", [b"RADIS0011\xff", b"REDIS00x1\xff", b"hello world", b"VALKEYabc\xff"]
+)
 def test_bad_magic(codec, data):
     err = error_of(codec, data)
     assert type(err) is DecodeError and err.offset == 0 and "bad magic" in str(err)
@@ -218,7 +230,9 @@ def test_plain_collections(codec):
     assert (e.type, e.encoding, e.value) == ("list", "linkedlist", [b"a", b"7", b"c"])
     e = one(codec, kv(2, b"s", length(2) + string(b"a") + string(b"b")))
     assert (e.type, e.encoding, e.value) == ("set", "hashtable", {b"a", b"b"})
-    e = one(codec, kv(4, b"h", length(2) + string(b"f") + string(b"v") + string(b"g") + int_string(5)))
+    e = one(
+        codec, kv(4, b"h", length(2) + string(b"f") + string(b"v") + string(b"g") + int_string(5))
+    )
     assert (e.type, e.encoding, e.value) == ("hash", "hashtable", {b"f": b"v", b"g": b"5"})
 
 
@@ -227,12 +241,18 @@ def test_zset_string_scores(codec):
         3,
         b"z",
         length(6)
-        + string(b"a") + b"\x031.5"
-        + string(b"b") + b"\xfd"
-        + string(b"c") + b"\xfe"
-        + string(b"d") + b"\xff"
-        + string(b"e") + b"\x05-2e+3"
-        + string(b"f") + b"\x03inf",
+        + string(b"a")
+        + b"\x031.5"
+        + string(b"b")
+        + b"\xfd"
+        + string(b"c")
+        + b"\xfe"
+        + string(b"d")
+        + b"\xff"
+        + string(b"e")
+        + b"\x05-2e+3"
+        + string(b"f")
+        + b"\x03inf",
     )
     e = one(codec, body)
     assert (e.type, e.encoding) == ("zset", "skiplist")
@@ -249,7 +269,15 @@ def test_zset_bad_score_text(codec, text):
 
 
 def test_zset2_binary_scores(codec):
-    body = kv(5, b"z", length(2) + string(b"a") + struct.pack("<d", 2.5) + string(b"b") + struct.pack("<d", -1e300))
+    body = kv(
+        5,
+        b"z",
+        length(2)
+        + string(b"a")
+        + struct.pack("<d", 2.5)
+        + string(b"b")
+        + struct.pack("<d", -1e300),
+    )
     e = one(codec, body, version=8)
     assert (e.type, e.encoding, e.value) == ("zset", "skiplist", {b"a": 2.5, b"b": -1e300})
 
@@ -269,12 +297,18 @@ def test_ziplist_types(codec):
     assert (e.type, e.encoding) == ("list", "ziplist")
     assert e.value == [b"a", b"b" * 70, b"c" * 20000, *[str(i).encode() for i in ints]]
     e = one(codec, kv(12, b"z", string(ziplist([b"m", 5, b"n", b"2.5", b"o", b"-inf"]))), version=6)
-    assert (e.type, e.encoding, e.value) == ("zset", "ziplist", {b"m": 5.0, b"n": 2.5, b"o": -math.inf})
+    assert (e.type, e.encoding, e.value) == (
+        "zset",
+        "ziplist",
+        {b"m": 5.0, b"n": 2.5, b"o": -math.inf},
+    )
     e = one(codec, kv(13, b"h", lzf_string(ziplist([b"f", b"v", 1, 2]))), version=6)
     assert (e.type, e.encoding, e.value) == ("hash", "ziplist", {b"f": b"v", b"1": b"2"})
 
 
-@pytest.mark.parametrize("width, values", [(2, [-5, 1, 300]), (4, [-70000, 0, 70000]), (8, [-(2**40), 2**62])])
+@pytest.mark.parametrize(
+    "width, values", [(2, [-5, 1, 300]), (4, [-70000, 0, 70000]), (8, [-(2**40), 2**62])]
+)
 def test_intset(codec, width, values):
     e = one(codec, kv(11, b"s", string(intset(values, width))))
     assert (e.type, e.encoding, e.value) == ("set", "intset", {str(v).encode() for v in values})
@@ -292,12 +326,19 @@ def test_quicklist_v2_plain_and_packed(codec):
         18,
         b"q",
         length(3)
-        + length(2) + string(listpack([b"a", 5, -4000]))
-        + length(1) + string(b"P" * 100)
-        + length(2) + lzf_string(listpack([b"z"])),
+        + length(2)
+        + string(listpack([b"a", 5, -4000]))
+        + length(1)
+        + string(b"P" * 100)
+        + length(2)
+        + lzf_string(listpack([b"z"])),
     )
     e = one(codec, body)
-    assert (e.type, e.encoding, e.value) == ("list", "quicklist2", [b"a", b"5", b"-4000", b"P" * 100, b"z"])
+    assert (e.type, e.encoding, e.value) == (
+        "list",
+        "quicklist2",
+        [b"a", b"5", b"-4000", b"P" * 100, b"z"],
+    )
 
 
 def test_listpack_types(codec):
@@ -309,16 +350,26 @@ def test_listpack_types(codec):
     e = one(codec, kv(16, b"h", string(listpack([b"f", 1, 2, b"v"]))))
     assert (e.type, e.encoding, e.value) == ("hash", "listpack", {b"f": b"1", b"2": b"v"})
     e = one(codec, kv(17, b"z", string(listpack([b"a", 1, b"b", b"1.25", b"c", b"inf"]))))
-    assert (e.type, e.encoding, e.value) == ("zset", "listpack", {b"a": 1.0, b"b": 1.25, b"c": math.inf})
+    assert (e.type, e.encoding, e.value) == (
+        "zset",
+        "listpack",
+        {b"a": 1.0, b"b": 1.25, b"c": math.inf},
+    )
 
 
 def _module_body() -> bytes:
     return (
-        length(2) + length(42)
-        + length(1) + b"\x81" + struct.pack(">Q", 2**64 - 1)
-        + length(3) + struct.pack("<f", 1.5)
-        + length(4) + struct.pack("<d", -2.25)
-        + length(5) + string(b"blob")
+        length(2)
+        + length(42)
+        + length(1)
+        + b"\x81"
+        + struct.pack(">Q", 2**64 - 1)
+        + length(3)
+        + struct.pack("<f", 1.5)
+        + length(4)
+        + struct.pack("<d", -2.25)
+        + length(5)
+        + string(b"blob")
         + length(0)
     )
 
@@ -344,13 +395,35 @@ def test_module_errors(codec):
 
 def test_hash_field_expiry_types(codec):
     # 24: minExpire + (ttl, field, value); expireAt = ttl + min - 1, 0 = none
-    body = kv(24, b"h", struct.pack("<q", 1000) + length(2) + length(1) + string(b"a") + string(b"1") + length(0) + string(b"b") + string(b"2"))
+    body = kv(
+        24,
+        b"h",
+        struct.pack("<q", 1000)
+        + length(2)
+        + length(1)
+        + string(b"a")
+        + string(b"1")
+        + length(0)
+        + string(b"b")
+        + string(b"2"),
+    )
     e = one(codec, body, version=12)
-    assert (e.type, e.encoding, e.value, e.field_expires) == ("hash", "hashtable", {b"a": b"1", b"b": b"2"}, {b"a": 1000})
+    assert (e.type, e.encoding, e.value, e.field_expires) == (
+        "hash",
+        "hashtable",
+        {b"a": b"1", b"b": b"2"},
+        {b"a": 1000},
+    )
     # 25: minExpire + listpack triplets, absolute ms
-    body = kv(25, b"h", struct.pack("<q", 5) + string(listpack([b"a", b"1", 0, b"b", 2, 1700000000000])))
+    body = kv(
+        25, b"h", struct.pack("<q", 5) + string(listpack([b"a", b"1", 0, b"b", 2, 1700000000000]))
+    )
     e = one(codec, body, version=12)
-    assert (e.encoding, e.value, e.field_expires) == ("listpack_ex", {b"a": b"1", b"b": b"2"}, {b"b": 1700000000000})
+    assert (e.encoding, e.value, e.field_expires) == (
+        "listpack_ex",
+        {b"a": b"1", b"b": b"2"},
+        {b"b": 1700000000000},
+    )
     # Redis 7.4-RC 22: (absolute ttl, field, value), no minExpire
     body = kv(22, b"h", length(1) + length(77) + string(b"a") + string(b"1"))
     e = one(codec, body, version=12)
@@ -360,14 +433,30 @@ def test_hash_field_expiry_types(codec):
     e = one(codec, body, version=12)
     assert (e.encoding, e.value, e.field_expires) == ("listpack_ex", {b"a": b"1"}, None)
     # Valkey 22 = HASH_2: (field, value, int64 ms; -1 = none)
-    body = kv(22, b"h", length(2) + string(b"a") + string(b"1") + struct.pack("<q", -1) + string(b"b") + string(b"2") + struct.pack("<q", 99))
+    body = kv(
+        22,
+        b"h",
+        length(2)
+        + string(b"a")
+        + string(b"1")
+        + struct.pack("<q", -1)
+        + string(b"b")
+        + string(b"2")
+        + struct.pack("<q", 99),
+    )
     e = one(codec, body, version=80, magic="VALKEY")
-    assert (e.encoding, e.value, e.field_expires) == ("hashtable", {b"a": b"1", b"b": b"2"}, {b"b": 99})
+    assert (e.encoding, e.value, e.field_expires) == (
+        "hashtable",
+        {b"a": b"1", b"b": b"2"},
+        {b"b": 99},
+    )
 
 
 def test_hash_field_expiry_bounds(codec):
     ttl_field_offset = 9 + 3 + 8 + 1
-    body = kv(24, b"h", struct.pack("<q", 2**48) + length(1) + length(5) + string(b"a") + string(b"1"))
+    body = kv(
+        24, b"h", struct.pack("<q", 2**48) + length(1) + length(5) + string(b"a") + string(b"1")
+    )
     err = error_of(codec, rdb(body, 12))
     assert type(err) is DecodeError and err.offset == ttl_field_offset
     body = kv(25, b"h", struct.pack("<q", 0) + string(listpack([b"a", b"1", b"x"])))
@@ -433,7 +522,10 @@ def test_streams(codec, type_byte):
                 ),
                 (
                     StreamConsumer(
-                        b"alice", 1700000000002, 1700000000003 if type_byte in (21, 26) else None, (StreamID(1000, 0),)
+                        b"alice",
+                        1700000000002,
+                        1700000000003 if type_byte in (21, 26) else None,
+                        (StreamID(1000, 0),),
                     ),
                 ),
             ),
@@ -451,7 +543,11 @@ def test_stream_corruption_reports_listpack_offset(codec):
     assert bad[lp_payload] == 1
     bad[lp_payload] = 5
     bad[lp_payload + 1] = 1  # keep the backlen valid
-    body = kv(21, b"st", length(1) + bytes(bad) + length(1) + length(1) + length(0) + b"\0" * 5 + length(0))
+    body = kv(
+        21,
+        b"st",
+        length(1) + bytes(bad) + length(1) + length(1) + length(0) + b"\0" * 5 + length(0),
+    )
     err = error_of(codec, rdb(body))
     assert type(err) is DecodeError and err.offset == 9 + 4 + 1 + lp_start
     # master ID that is not 16 bytes
@@ -472,24 +568,69 @@ def test_empty_stream_is_valid(codec):
 def test_file_level_opcodes(codec):
     module_id = 0x0123_4567_89AB_CDEF
     body = (
-        b"\xfa" + string(b"redis-ver") + string(b"7.4.0")
-        + b"\xfa" + string(b"ctime") + int_string(1700000000)
-        + b"\xf7" + b"\x81" + struct.pack(">Q", module_id) + length(2) + length(1) + _module_body()
-        + b"\xf5" + string(b"#!lua name=lib\nreturn 1")
-        + b"\xf6" + string(b"lib0") + string(b"LUA") + length(1) + string(b"desc") + string(b"code0")
-        + b"\xfe" + length(3) + b"\xfb" + length(2) + length(1)
-        + b"\xf4" + length(100) + length(2) + length(1)
-        + b"\xfc" + struct.pack("<q", 1700000000123) + kv(0, b"a", string(b"1"))
-        + b"\xfd" + struct.pack("<i", 1700000000) + kv(0, b"b", string(b"2"))
-        + b"\xf8" + length(3600) + kv(0, b"c", string(b"3"))
-        + b"\xf9" + b"\xc8" + kv(0, b"d", string(b"4"))
-        + b"\xf3" + length(1) + b"ABCD" + length(2) + length(7) + length(0) + kv(0, b"e", string(b"5"))
-        + b"\xfe" + length(0) + kv(0, b"f", string(b"6"))
+        b"\xfa"
+        + string(b"redis-ver")
+        + string(b"7.4.0")
+        + b"\xfa"
+        + string(b"ctime")
+        + int_string(1700000000)
+        + b"\xf7"
+        + b"\x81"
+        + struct.pack(">Q", module_id)
+        + length(2)
+        + length(1)
+        + _module_body()
+        + b"\xf5"
+        + string(b"#!lua name=lib\nreturn 1")
+        + b"\xf6"
+        + string(b"lib0")
+        + string(b"LUA")
+        + length(1)
+        + string(b"desc")
+        + string(b"code0")
+        + b"\xfe"
+        + length(3)
+        + b"\xfb"
+        + length(2)
+        + length(1)
+        + b"\xf4"
+        + length(100)
+        + length(2)
+        + length(1)
+        + b"\xfc"
+        + struct.pack("<q", 1700000000123)
+        + kv(0, b"a", string(b"1"))
+        + b"\xfd"
+        + struct.pack("<i", 1700000000)
+        + kv(0, b"b", string(b"2"))
+        + b"\xf8"
+        + length(3600)
+        + kv(0, b"c", string(b"3"))
+        + b"\xf9"
+        + b"\xc8"
+        + kv(0, b"d", string(b"4"))
+        + b"\xf3"
+        + length(1)
+        + b"ABCD"
+        + length(2)
+        + length(7)
+        + length(0)
+        + kv(0, b"e", string(b"5"))
+        + b"\xfe"
+        + length(0)
+        + kv(0, b"f", string(b"6"))
     )
     entries, dec = decode(codec, rdb(body, 13))
     assert dec.aux == {b"redis-ver": b"7.4.0", b"ctime": b"1700000000"}
     assert dec.module_aux == [
-        ModuleAux(module_id, dec.module_aux[0].name, module_id & 1023, 1, _module_body(), dec.module_aux[0].items)
+        ModuleAux(
+            module_id,
+            dec.module_aux[0].name,
+            module_id & 1023,
+            1,
+            _module_body(),
+            dec.module_aux[0].items,
+        )
     ]
     assert dec.module_aux[0].items[0] == (2, 42)
     assert dec.functions == [b"#!lua name=lib\nreturn 1", b"code0"]
@@ -508,14 +649,28 @@ def test_file_level_opcodes(codec):
 
 
 def test_prefix_opcodes_reset_per_key(codec):
-    body = b"\xfc" + struct.pack("<q", 5) + b"\xf9\x07" + kv(0, b"a", string(b"1")) + kv(0, b"b", string(b"2"))
+    body = (
+        b"\xfc"
+        + struct.pack("<q", 5)
+        + b"\xf9\x07"
+        + kv(0, b"a", string(b"1"))
+        + kv(0, b"b", string(b"2"))
+    )
     entries, _ = decode(codec, rdb(body))
     assert [(e.expire_ms, e.freq) for e in entries] == [(5, 7), (None, None)]
     assert entries[0].offset == 9 and entries[0].size == 9 + 2 + 5
 
 
 def test_aux_between_prefix_and_key_belongs_to_the_entry(codec):
-    body = b"\xfc" + struct.pack("<q", 5) + b"\xfa" + string(b"k") + string(b"v") + b"\xfe\x02" + kv(0, b"a", string(b"1"))
+    body = (
+        b"\xfc"
+        + struct.pack("<q", 5)
+        + b"\xfa"
+        + string(b"k")
+        + string(b"v")
+        + b"\xfe\x02"
+        + kv(0, b"a", string(b"1"))
+    )
     entries, dec = decode(codec, rdb(body))
     assert [(e.db, e.key, e.expire_ms, e.offset) for e in entries] == [(2, b"a", 5, 9)]
     assert entries[0].size == len(body)
@@ -578,7 +733,10 @@ def test_module_aux_bad_when_opcode(codec):
         (kv(20, b"k", string(b"\x09\0\0\0\x05\0\x01\x01\xff")), 12),  # count mismatch
         (kv(10, b"k", string(ziplist([b"a"])[:-1] + b"\x00")), 12),
         (kv(9, b"k", string(b"\x02\x01a\x01\x00b\xff")), 12),  # zipmap count mismatch
-        (kv(20, b"k", string(listpack([b"a"])[:-2] + b"\x05" + listpack([b"a"])[-1:])), 12),  # bad backlen
+        (
+            kv(20, b"k", string(listpack([b"a"])[:-2] + b"\x05" + listpack([b"a"])[-1:])),
+            12,
+        ),  # bad backlen
     ],
 )
 def test_semantic_errors(codec, body, offset):
@@ -588,7 +746,9 @@ def test_semantic_errors(codec, body, offset):
 
 
 def test_duplicates_last_wins(codec):
-    e = one(codec, kv(4, b"h", length(2) + string(b"f") + string(b"1") + string(b"f") + string(b"2")))
+    e = one(
+        codec, kv(4, b"h", length(2) + string(b"f") + string(b"1") + string(b"f") + string(b"2"))
+    )
     assert e.value == {b"f": b"2"}
 
 
@@ -663,10 +823,14 @@ def test_checksum_status_none_before_eof(codec):
 
 def _mixed_file() -> bytes:
     body = (
-        b"\xfa" + string(b"redis-ver") + string(b"7.2.0")
+        b"\xfa"
+        + string(b"redis-ver")
+        + string(b"7.2.0")
         + b"\xfe\x00\xfb\x05\x00"
         + kv(0, b"str", lzf_string(b"hello" * 30))
-        + b"\xfc" + struct.pack("<q", 1700000000000) + kv(18, b"list", length(1) + length(2) + string(listpack([b"a", 1, b"b" * 300])))
+        + b"\xfc"
+        + struct.pack("<q", 1700000000000)
+        + kv(18, b"list", length(1) + length(2) + string(listpack([b"a", 1, b"b" * 300])))
         + kv(16, b"hash", string(listpack([b"f", b"v"])))
         + kv(11, b"set", string(intset([1, 2, 3], 2)))
         + kv(21, b"stream", _stream_body(21))
@@ -759,7 +923,13 @@ def test_values_false(codec):
     for a, b in zip(full, fast):
         assert b.value is None and b.field_expires is None
         assert (a.db, a.key, a.type, a.encoding, a.expire_ms, a.offset, a.size) == (
-            b.db, b.key, b.type, b.encoding, b.expire_ms, b.offset, b.size
+            b.db,
+            b.key,
+            b.type,
+            b.encoding,
+            b.expire_ms,
+            b.offset,
+            b.size,
         )
     assert dec_full.aux == dec_fast.aux
     # corrupt containers are still found
@@ -780,7 +950,9 @@ def test_every_split_point(codec):
         assert got == full, split
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=40))
 def test_random_chunkings(codec, cuts):
     data = _mixed_file()
@@ -788,7 +960,7 @@ def test_random_chunkings(codec, cuts):
     points = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
     dec = codec.Decoder()
     got = []
-    for a, b in zip(points, points[1:]):
+    for a, b in itertools.pairwise(points):
         dec.feed(data[a:b])
         got += [e.astuple() for e in dec]
     dec.close()

@@ -116,15 +116,19 @@ def test_hostile_claims_allocate_nothing(codec):
     claims = [
         kv(0, b"k", b"\x81" + (2**63).to_bytes(8, "big")),
         kv(1, b"k", b"\x81" + (2**32).to_bytes(8, "big") + string(b"x")),
-        kv(0, b"k", b"\xc3" + b"\x80" + (2**31).to_bytes(4, "big") + b"\x80" + (2**31).to_bytes(4, "big")),
+        kv(
+            0,
+            b"k",
+            b"\xc3" + b"\x80" + (2**31).to_bytes(4, "big") + b"\x80" + (2**31).to_bytes(4, "big"),
+        ),
         kv(18, b"k", length(2**32 - 1) + length(2)),
         kv(15, b"k", length(0) + length(0) * 3 + b"\x80\xff\xff\xff\xff"),
     ]
     for body in claims:
         data = rdb(body)[:-9]
-        got, err = _outcome(_push, codec, data)
+        _got, err = _outcome(_push, codec, data)
         assert isinstance(err, RdbkitError)
-        got, err = _outcome(_pull, codec, data)
+        _got, err = _outcome(_pull, codec, data)
         assert isinstance(err, RdbkitError)
 
 
