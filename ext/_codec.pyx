@@ -16,6 +16,8 @@ from libc.stddef cimport ptrdiff_t
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_SetItem
 from cpython.exc cimport PyErr_Clear, PyErr_Occurred
+from cpython.memoryview cimport PyMemoryView_FromMemory
+from cpython.buffer cimport PyBUF_WRITE
 from cpython.float cimport PyFloat_FromDouble
 from cpython.list cimport PyList_Append, PyList_New, PyList_SET_ITEM
 from cpython.object cimport PyObject
@@ -23,6 +25,8 @@ from cpython.ref cimport Py_INCREF
 from cpython.set cimport PySet_Add
 
 import os
+
+cimport cython
 
 from rdbkit.codec import model as _model
 from rdbkit.errors import (
@@ -81,11 +85,13 @@ cdef enum:
     ST_DONE = 2
 
 
+@cython.freelist(64)
 cdef class Entry:
     """One key of the snapshot (attributes as in docs/codec.md)."""
 
     cdef readonly object db, key, type, value, expire_ms, idle, freq, field_expires
-    cdef readonly object encoding, offset, size
+    cdef readonly object encoding
+    cdef uint64_t _offset, _size   # kept in C: most callers never look at them
 
     def __init__(self, db=0, key=b"", type="string", value=None, expire_ms=None, idle=None,
                  freq=None, field_expires=None, encoding="string", offset=0, size=0):
@@ -98,13 +104,23 @@ cdef class Entry:
         self.freq = freq
         self.field_expires = field_expires
         self.encoding = encoding
-        self.offset = offset
-        self.size = size
+        self._offset = offset
+        self._size = size
+
+    @property
+    def offset(self):
+        """Byte offset of the entry's first byte (its first prefix opcode, or its type byte)."""
+        return self._offset
+
+    @property
+    def size(self):
+        """Bytes from offset to the end of the value."""
+        return self._size
 
     def astuple(self):
         """The attributes in the documented order."""
         return (self.db, self.key, self.type, self.value, self.expire_ms, self.idle, self.freq,
-                self.field_expires, self.encoding, self.offset, self.size)
+                self.field_expires, self.encoding, self._offset, self._size)
 
     def __eq__(self, other):
         if not isinstance(other, Entry):
@@ -124,6 +140,19 @@ cdef class Entry:
         return (Entry, self.astuple())
 
 
+# type byte -> borrowed interned names (the tuples in _TYPES keep them alive)
+cdef PyObject *_TNAME[27]
+cdef PyObject *_ENAME[27]
+for _i in range(27):
+    if _TYPES[_i] is not None:
+        _TNAME[_i] = <PyObject *>(<tuple>_TYPES[_i])[0]
+        _ENAME[_i] = <PyObject *>(<tuple>_TYPES[_i])[1]
+    else:
+        _TNAME[_i] = NULL
+        _ENAME[_i] = NULL
+
+
+@cython.final
 cdef class Decoder:
     """Push or pull RDB decoder yielding Entry objects (see docs/codec.md)."""
 
@@ -132,7 +161,10 @@ cdef class Decoder:
     cdef size_t cap, start, bend
     cdef uint64_t buf_abs, crc, need_total
     cdef object fileobj
-    cdef bint own_file, pull, src_eof, closed, verify
+    cdef bint own_file, pull, src_eof, closed, verify, retry, crc_on
+    cdef size_t crc_pos
+    cdef object readinto
+    cdef int ver
     cdef int state
     cdef size_t read_size
     cdef object db_obj
@@ -175,9 +207,14 @@ cdef class Decoder:
             fileobj = open(fileobj, "rb")
             self.own_file = True
         self.fileobj = fileobj
+        self.readinto = getattr(fileobj, "readinto", None) if fileobj is not None else None
         self.pull = fileobj is not None
+        self.crc_pos = 0
         self.src_eof = False
         self.closed = False
+        self.retry = False
+        self.crc_on = False
+        self.ver = 0
         self.state = ST_HEADER
         self.cap = self.start = self.bend = 0
         self.buf_abs = self.crc = self.need_total = 0
@@ -198,16 +235,17 @@ cdef class Decoder:
 
     # ---- buffer ----
 
-    cdef int _append(self, const uint8_t *data, size_t n) except -1:
+    cdef int _reserve(self, size_t n) except -1:
+        """Make room for n more bytes at bend: drop consumed bytes, then grow."""
         cdef size_t keep, cap
         cdef uint8_t *nb
-        if n == 0:
-            return 0
         if self.bend + n > self.cap and self.start > 0:
+            self._crc_upto(self.start)
             keep = self.bend - self.start
             memmove(self.buf, self.buf + self.start, keep)
             self.buf_abs += self.start
             self.start = 0
+            self.crc_pos = 0
             self.bend = keep
         if self.bend + n > self.cap:
             cap = self.cap * 2
@@ -220,17 +258,30 @@ cdef class Decoder:
                 raise MemoryError()
             self.buf = nb
             self.cap = cap
+        return 0
+
+    cdef int _append(self, const uint8_t *data, size_t n) except -1:
+        if n == 0:
+            return 0
+        self._reserve(n)
         memcpy(self.buf + self.bend, data, n)
         self.bend += n
         return 0
+
+    cdef inline void _crc_upto(self, size_t end) noexcept:
+        """Fold buf[crc_pos:end] into the running CRC (done in big spans, not per item)."""
+        if self.crc_on and end > self.crc_pos:
+            self.crc = rdbkit_crc64(self.crc, self.buf + self.crc_pos, end - self.crc_pos)
+        if end > self.crc_pos:
+            self.crc_pos = end
 
     def feed(self, data) -> None:
         """Append bytes to the buffer (push mode)."""
         cdef const uint8_t[::1] mv
         if self.pull:
-            raise TypeError("feed() is for push mode; this decoder reads its file itself")
+            raise RuntimeError("feed() is for push mode; this decoder reads its file itself")
         if self.closed:
-            raise ValueError("feed() after close()")
+            raise RuntimeError("feed() called after close()")
         if type(data) is not bytes:
             data = bytes(data)
         if self.state == ST_DONE:
@@ -252,6 +303,20 @@ cdef class Decoder:
             n = want
         if n < 1:
             n = 1
+        if self.readinto is not None:
+            self._reserve(<size_t>n)
+            mv = PyMemoryView_FromMemory(<char *>self.buf + self.bend, <Py_ssize_t>n, PyBUF_WRITE)
+            try:
+                got = self.readinto(mv)
+            finally:
+                mv.release()
+            if not got:
+                self.src_eof = True
+                return 0
+            if got < 0 or got > n:
+                raise ValueError(f"readinto() returned {got} for a {n}-byte buffer")
+            self.bend += <size_t>got
+            return 0
         data = self.fileobj.read(n)
         if not data:
             self.src_eof = True
@@ -293,19 +358,32 @@ cdef class Decoder:
                 return r
 
     cdef object _step(self, bint final):
-        """Parse one item at the buffer start; commit it, or return _SHORT."""
+        """Parse one item at the buffer start; commit it, or return _SHORT.
+
+        After an item ran short once, each retry first *skims* it (file-level
+        reads only: no LZF, no container walks, no values), which is cheap, and
+        only parses it for real once the skim shows all of it is buffered; so
+        a big entry fed in small chunks costs little per chunk.
+        """
         cdef Cur *c = &self.c
-        cdef size_t lim
-        c.b = self.buf
-        c.pos = self.start
-        c.item_start = self.start
-        c.real_end = self.bend
-        lim = self.c.max_buffer_size if self.c.max_buffer_size < self.bend - self.start else self.bend - self.start
-        c.end = self.start + lim
-        c.abs0 = self.buf_abs
-        c.final = final
-        c.need = 0
-        c.key = NULL
+        cdef bint values = c.values
+        if self.retry and not final and self.state == ST_BODY:
+            self._setup(final)
+            c.skim = True
+            c.values = False
+            try:
+                self._item()
+            except _Short:
+                self.need_total = c.need
+                return _SHORT
+            except DecodeError:
+                pass            # the full parse below reports the canonical error
+            finally:
+                c.skim = False
+                c.values = values
+                c.key = NULL
+                self.box.clear()
+        self._setup(final)
         try:
             if self.state == ST_HEADER:
                 r = self._header()
@@ -313,14 +391,31 @@ cdef class Decoder:
                 r = self._item()
         except _Short:
             self.need_total = c.need
+            self.retry = True
             return _SHORT
         finally:
             c.key = NULL
-        if self.verify and self.state != ST_DONE and (self.version is None or self.version >= 5):
-            self.crc = rdbkit_crc64(self.crc, self.buf + self.start, c.pos - self.start)
         self.start = c.pos
         self.need_total = 0
+        self.retry = False
         return r
+
+    cdef void _setup(self, bint final) noexcept:
+        cdef Cur *c = &self.c
+        cdef size_t lim
+        c.b = self.buf
+        c.pos = self.start
+        c.item_start = self.start
+        c.real_end = self.bend
+        lim = self.bend - self.start
+        if lim > c.max_buffer_size:
+            lim = <size_t>c.max_buffer_size
+        c.end = self.start + lim
+        c.abs0 = self.buf_abs
+        c.final = final
+        c.need = 0
+        c.key = NULL
+        c.skim = False
 
     cdef object _header(self):
         cdef Cur *c = &self.c
@@ -341,6 +436,8 @@ cdef class Decoder:
         else:
             _fail(c, DecodeError, f"not an RDB file: bad magic {m!r}", c.abs0 + c.pos)
         self.version = ver
+        self.ver = ver
+        self.crc_on = self.verify and ver >= 5
         c.pos += 9
         self.state = ST_BODY
         return None
@@ -390,16 +487,15 @@ cdef class Decoder:
             else:
                 break
             prefix = True
-        if op <= 26 and _TYPES[op] is not None and not (self.valkey and op > 22):
+        if op <= 26 and _TNAME[op] != NULL and not (self.valkey and op > 22):
             key = c_str(c, "key")
             c.key = <PyObject *>key
             value = self._value(op)
             e = Entry.__new__(Entry)
             e.db = db
             e.key = key
-            tn = <tuple>_TYPES[op]
-            e.type = tn[0]
-            e.encoding = tn[1]
+            e.type = <object>_TNAME[op]
+            e.encoding = <object>_ENAME[op]
             e.value = value
             e.expire_ms = expire
             e.idle = idle
@@ -408,9 +504,9 @@ cdef class Decoder:
                 e.field_expires = self.box.pop()
             else:
                 e.field_expires = None
-            e.offset = c.abs0 + start
-            e.size = c.pos - start
-            if pend is not None:
+            e._offset = c.abs0 + start
+            e._size = c.pos - start
+            if pend is not None and not c.skim:
                 self._apply(pend)
             return e
         self._unsupported(op, op_at)
@@ -421,7 +517,8 @@ cdef class Decoder:
             return self._eof(start)
         pend = []
         self._file_op(op, op_at, pend)
-        self._apply(pend)
+        if not c.skim:
+            self._apply(pend)
         return None
 
     cdef int _file_op(self, int op, size_t op_at, list pend) except -1:
@@ -567,7 +664,11 @@ cdef class Decoder:
         cdef Cur *c = &self.c
         cdef uint64_t stored, crc
         cdef size_t at
-        if self.version >= 5:
+        if c.skim:
+            if self.ver >= 5:
+                c_need(c, 8, "checksum")
+            return None
+        if self.ver >= 5:
             at = c.pos
             c_need(c, 8, "checksum")
             stored = ld64(c.b + at)
@@ -577,7 +678,8 @@ cdef class Decoder:
             elif not self.verify:
                 self.checksum_status = "unchecked"
             else:
-                crc = rdbkit_crc64(self.crc, c.b + start, at - start)
+                self._crc_upto(at)
+                crc = self.crc
                 if crc != stored:
                     _fail(c, ChecksumError,
                           f"checksum mismatch: stored 0x{stored:016x}, computed 0x{crc:016x}",
@@ -605,6 +707,7 @@ cdef class Decoder:
         if self.own_file and self.fileobj is not None:
             self.fileobj.close()
             self.fileobj = None
+            self.readinto = None
         return 0
 
     def tell(self) -> int:

@@ -325,6 +325,8 @@ cdef int walk(Cur *c, int kind, SView *v, int mode, int arity, object out, objec
     cdef Elem e, f, g
     cdef int r
     cdef object k, val, sc
+    if c.skim:
+        return 0
     if ci_init(&it, kind, v.p, v.n) < 0:
         return _cfail(c, &it, v.at, it.err.decode())
     while True:
@@ -380,6 +382,8 @@ cdef int walk_intset(Cur *c, SView *v, object out) except -1:
     cdef const uint8_t *p = v.p
     cdef uint32_t enc, cnt, i
     cdef int64_t x, prev = 0
+    if c.skim:
+        return 0
     if v.n < 8:
         return _fail(c, DecodeError, "corrupt intset: shorter than its 8-byte header", c.abs0 + v.at)
     enc = ld32(p)
@@ -427,6 +431,8 @@ cdef int walk_zipmap(Cur *c, SView *v, object out) except -1:
     cdef uint8_t b
     cdef int part
     cdef size_t count = 0
+    if c.skim:
+        return 0
     if n < 2:
         return _fail(c, DecodeError, "corrupt zipmap: shorter than 2 bytes", c.abs0 + v.at)
     last = n - 1

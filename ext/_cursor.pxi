@@ -26,6 +26,7 @@ cdef struct Cur:
     uint64_t max_collection_len
     bint final                # no more data will arrive
     bint values               # build Python values (False: validate only)
+    bint skim                 # only find the item's extent: no LZF, no container walks
     uint8_t *scratch          # LZF output for views (grown on demand)
     size_t scratch_cap
     PyObject *key             # borrowed: current key for messages, or NULL
@@ -217,23 +218,22 @@ cdef int c_shead(Cur *c, SHead *h, const char *what) except -1:
         h.n = <size_t>n
         return 0
     t &= 0x3f
-    if t == 0:
-        c_need(c, 2, what)
+    if t <= 2:
+        # the encoding byte and the integer are separate reads (truncation offsets)
+        c.pos = at + 1
         h.kind = S_INT
-        h.ival = <int8_t>c.b[at + 1]
-        c.pos = at + 2
-        return 0
-    if t == 1:
-        c_need(c, 3, what)
-        h.kind = S_INT
-        h.ival = <int16_t>ld16(c.b + at + 1)
-        c.pos = at + 3
-        return 0
-    if t == 2:
-        c_need(c, 5, what)
-        h.kind = S_INT
-        h.ival = <int32_t>ld32(c.b + at + 1)
-        c.pos = at + 5
+        if t == 0:
+            c_need(c, 1, what)
+            h.ival = <int8_t>c.b[at + 1]
+            c.pos = at + 2
+        elif t == 1:
+            c_need(c, 2, what)
+            h.ival = <int16_t>ld16(c.b + at + 1)
+            c.pos = at + 3
+        else:
+            c_need(c, 4, what)
+            h.ival = <int32_t>ld32(c.b + at + 1)
+            c.pos = at + 5
         return 0
     if t == 3:
         c.pos = at + 1
@@ -323,6 +323,9 @@ cdef int c_skip_str(Cur *c, const char *what) except -1:
     if h.kind == S_RAW:
         c.pos += h.n
     elif h.kind == S_LZF:
+        if c.skim:
+            c.pos += h.clen
+            return 0
         c_scratch(c, h.n)
         _lzf_into(c, &h, c.scratch)
     return 0
@@ -345,6 +348,11 @@ cdef int c_view(Cur *c, SView *v, const char *what) except -1:
         c.pos += h.n
         return 0
     if h.kind == S_LZF:
+        if c.skim:            # extent only: v.p must not be read
+            c.pos += h.clen
+            v.p = c.b
+            v.n = h.n
+            return 0
         c_scratch(c, h.n)
         _lzf_into(c, &h, c.scratch)
         v.p = c.scratch
@@ -360,37 +368,100 @@ cdef int c_view(Cur *c, SView *v, const char *what) except -1:
     return 0
 
 
+cdef double _POW10[23]
+_POW10[0] = 1.0
+for _i in range(1, 23):
+    _POW10[_i] = _POW10[_i - 1] * 10.0
+
+
 cdef object parse_float_bytes(const uint8_t *p, size_t n):
     """A score's text as a float, or None when it is not a number.
 
     Accepted: [+-] digits [. digits] [e[+-]digits] (or .digits), and
     inf / infinity / nan in any case with an optional sign; no whitespace or
-    underscores (the same grammar as the Python twin's _SCORE_RE).
+    underscores (the same grammar as the Python twin's _SCORE_RE). Values with
+    at most 2^53 as decimal mantissa and a power of ten up to 22 are computed
+    exactly (one correctly rounded operation, Clinger's fast path); others go
+    through CPython's correctly rounded parser, so results equal float(text).
     """
     cdef char buf[48]
-    cdef size_t i
+    cdef size_t i = 0, digits = 0, sig = 0
     cdef uint8_t ch
-    cdef bint simple = n > 0
+    cdef uint64_t mant = 0
+    cdef int64_t exp10 = 0, e = 0
+    cdef bint neg = False, eneg = False, fast = True
     cdef double d
     cdef const char *txt
-    for i in range(n):
-        ch = p[i]
-        if not ((48 <= ch <= 57) or ch == 46 or ch == 101 or ch == 69 or ch == 43 or ch == 45):
-            simple = False
-            break
-    if simple:
-        if n < 48:
-            memcpy(buf, p, n)
-            buf[n] = 0
-            txt = buf
-        else:
-            tmp = PyBytes_FromStringAndSize(<const char *>p, n)   # NUL-terminated
-            txt = PyBytes_AS_STRING(tmp)
-        d = PyOS_string_to_double(txt, NULL, NULL)
-        if d == -1.0 and PyErr_Occurred():
-            PyErr_Clear()
+    if n == 0:
+        return None
+    ch = p[0]
+    if ch == 43 or ch == 45:
+        neg = ch == 45
+        i = 1
+    # integer part
+    while i < n and 48 <= p[i] <= 57:
+        if mant or p[i] != 48:
+            if sig < 19:
+                mant = mant * 10 + (p[i] - 48)
+            else:
+                exp10 += 1
+                fast = False
+            sig += 1
+        i += 1
+        digits += 1
+    if i < n and p[i] == 46:
+        i += 1
+        while i < n and 48 <= p[i] <= 57:
+            if mant or p[i] != 48:
+                if sig < 19:
+                    mant = mant * 10 + (p[i] - 48)
+                    exp10 -= 1
+                else:
+                    fast = False
+                sig += 1
+            else:
+                exp10 -= 1
+            i += 1
+            digits += 1
+    if digits == 0:
+        return _special_float(p, n)
+    if i < n and (p[i] == 101 or p[i] == 69):
+        i += 1
+        if i < n and (p[i] == 43 or p[i] == 45):
+            eneg = p[i] == 45
+            i += 1
+        if i >= n or not (48 <= p[i] <= 57):
             return None
-        return PyFloat_FromDouble(d)
+        while i < n and 48 <= p[i] <= 57:
+            if e < 100000:
+                e = e * 10 + (p[i] - 48)
+            i += 1
+        exp10 += -e if eneg else e
+    if i != n:
+        return None
+    if fast and mant <= 9007199254740992 and -22 <= exp10 <= 22:
+        d = <double>mant
+        if exp10 >= 0:
+            d = d * _POW10[exp10]
+        else:
+            d = d / _POW10[-exp10]
+        return PyFloat_FromDouble(-d if neg else d)
+    if n < 48:
+        memcpy(buf, p, n)
+        buf[n] = 0
+        txt = buf
+    else:
+        tmp = PyBytes_FromStringAndSize(<const char *>p, n)   # NUL-terminated
+        txt = PyBytes_AS_STRING(tmp)
+    d = PyOS_string_to_double(txt, NULL, NULL)
+    if d == -1.0 and PyErr_Occurred():
+        PyErr_Clear()
+        return None
+    return PyFloat_FromDouble(d)
+
+
+cdef object _special_float(const uint8_t *p, size_t n):
+    """inf / infinity / nan with an optional sign, any case; else None."""
     if n > 9:
         return None
     t = PyBytes_FromStringAndSize(<const char *>p, n).lower()

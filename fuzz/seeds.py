@@ -22,7 +22,6 @@ import hashlib
 import os
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
