@@ -24,7 +24,7 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from cpython.set cimport PySet_Add
 
-import os
+import os as _os
 
 cimport cython
 
@@ -48,6 +48,10 @@ cdef extern from "lzf.h":
         RDBKIT_LZF_E_BACKREF
     ptrdiff_t rdbkit_lzf_decompress(const uint8_t *inp, size_t in_len, uint8_t *out,
                                     size_t out_len, size_t *err_at) nogil
+
+cdef extern from "fastfloat.h":
+    void rdbkit_ff_set(int q, uint64_t hi, uint64_t lo) noexcept nogil
+    int rdbkit_ff_compute(uint64_t w, int64_t q, int negative, double *out) noexcept nogil
 
 cdef extern from "crc64.h":
     void rdbkit_crc64_init() nogil
@@ -87,25 +91,67 @@ cdef enum:
 
 @cython.freelist(64)
 cdef class Entry:
-    """One key of the snapshot (attributes as in docs/codec.md)."""
+    """One key of the snapshot (attributes as in docs/codec.md).
 
-    cdef readonly object db, key, type, value, expire_ms, idle, freq, field_expires
-    cdef readonly object encoding
-    cdef uint64_t _offset, _size   # kept in C: most callers never look at them
+    Only key, value, db and field_expires are Python objects; the rest is
+    kept in C and turned into Python values when read (building an Entry is
+    the per-key cost every decode pays).
+    """
+
+    cdef readonly object db, key, value, field_expires
+    cdef object _names            # (type, encoding) when built by hand with unknown names
+    cdef int _op                  # type byte (names from the tables), -1 = see _names
+    cdef int _freq                # -1 = none
+    cdef bint _has_expire, _has_idle
+    cdef int64_t _expire
+    cdef uint64_t _idle
+    cdef uint64_t _offset, _size
 
     def __init__(self, db=0, key=b"", type="string", value=None, expire_ms=None, idle=None,
                  freq=None, field_expires=None, encoding="string", offset=0, size=0):
         self.db = db
         self.key = key
-        self.type = type
         self.value = value
-        self.expire_ms = expire_ms
-        self.idle = idle
-        self.freq = freq
         self.field_expires = field_expires
-        self.encoding = encoding
+        self._op = -1
+        for i in range(27):
+            if _TNAME[i] != NULL and <object>_TNAME[i] == type and <object>_ENAME[i] == encoding:
+                self._op = i
+                break
+        if self._op < 0:
+            self._names = (type, encoding)
+        self._has_expire = expire_ms is not None
+        self._expire = expire_ms if expire_ms is not None else 0
+        self._has_idle = idle is not None
+        self._idle = idle if idle is not None else 0
+        self._freq = freq if freq is not None else -1
         self._offset = offset
         self._size = size
+
+    @property
+    def type(self):
+        """Logical type: string list set zset hash stream module."""
+        return <object>_TNAME[self._op] if self._op >= 0 else self._names[0]
+
+    @property
+    def encoding(self):
+        """The RDB encoding name (docs/codec.md table)."""
+        return <object>_ENAME[self._op] if self._op >= 0 else self._names[1]
+
+    @property
+    def expire_ms(self):
+        """Absolute unix ms, or None."""
+        return self._expire if self._has_expire else None
+
+    @property
+    def idle(self):
+        """LRU idle seconds (opcode IDLE), or None."""
+        return self._idle if self._has_idle else None
+
+    @property
+    def freq(self):
+        """LFU counter 0-255 (opcode FREQ), or None."""
+        return self._freq if self._freq >= 0 else None
 
     @property
     def offset(self):
@@ -203,7 +249,7 @@ cdef class Decoder:
         self.verify = bool(verify_checksum)
         self.read_size = read_size
         self.own_file = False
-        if isinstance(fileobj, (str, bytes, os.PathLike)):
+        if isinstance(fileobj, (str, bytes, _os.PathLike)):
             fileobj = open(fileobj, "rb")
             self.own_file = True
         self.fileobj = fileobj
@@ -455,7 +501,10 @@ cdef class Decoder:
         cdef int op
         cdef int64_t i64
         cdef uint64_t u
-        cdef object expire = None, idle = None, freq = None
+        cdef int64_t expire = 0
+        cdef uint64_t idle = 0
+        cdef int freq = -1
+        cdef bint has_expire = False, has_idle = False
         cdef object pend = None
         cdef object db = self.db_obj
         cdef bint prefix = False
@@ -464,15 +513,16 @@ cdef class Decoder:
             op_at = c.pos
             op = c_u8(c, "type or opcode")
             if op == 252:
-                c_i64(c, &i64, "expire time (ms)")
-                expire = i64
+                c_i64(c, &expire, "expire time (ms)")
+                has_expire = True
             elif op == 253:
                 c_need(c, 4, "expire time (s)")
                 expire = <int64_t>(<int32_t>ld32(c.b + c.pos)) * 1000
+                has_expire = True
                 c.pos += 4
             elif op == 248:
-                c_len(c, &u, "idle time")
-                idle = u
+                c_len(c, &idle, "idle time")
+                has_idle = True
             elif op == 249:
                 freq = c_u8(c, "LFU frequency")
             elif op == 243 and not self.valkey:
@@ -494,16 +544,16 @@ cdef class Decoder:
             e = Entry.__new__(Entry)
             e.db = db
             e.key = key
-            e.type = <object>_TNAME[op]
-            e.encoding = <object>_ENAME[op]
-            e.value = value
-            e.expire_ms = expire
-            e.idle = idle
-            e.freq = freq
+            e._op = op
+            if value is not None:
+                e.value = value
+            e._has_expire = has_expire
+            e._expire = expire
+            e._has_idle = has_idle
+            e._idle = idle
+            e._freq = freq
             if self.box:
                 e.field_expires = self.box.pop()
-            else:
-                e.field_expires = None
             e._offset = c.abs0 + start
             e._size = c.pos - start
             if pend is not None and not c.skim:

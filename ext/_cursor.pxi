@@ -280,22 +280,44 @@ cdef int _lzf_into(Cur *c, SHead *h, uint8_t *out) except -1:
     return 0
 
 
+cdef char _DIGITS2[201]
+
+
+def _init_digits():
+    cdef bytes pairs = b"".join(b"%02d" % i for i in range(100))
+    memcpy(_DIGITS2, <const char *>pairs, 200)
+
+
+_init_digits()
+
+
 cdef object int_bytes(int64_t v):
-    """Decimal text of v as bytes."""
+    """Decimal text of v as bytes (two digits per division)."""
     cdef char buf[24]
     cdef char *p = buf + 24
     cdef uint64_t u
+    cdef unsigned r
     cdef bint neg = v < 0
+    if 0 <= v < 10:
+        buf[0] = <char>(48 + v)
+        return PyBytes_FromStringAndSize(buf, 1)
     if neg:
         u = (~(<uint64_t>v)) + 1
     else:
         u = <uint64_t>v
-    while True:
+    while u >= 100:
+        r = <unsigned>(u % 100)
+        u = u // 100
+        p -= 2
+        p[0] = _DIGITS2[2 * r]
+        p[1] = _DIGITS2[2 * r + 1]
+    if u >= 10:
+        p -= 2
+        p[0] = _DIGITS2[2 * u]
+        p[1] = _DIGITS2[2 * u + 1]
+    else:
         p -= 1
-        p[0] = <char>(48 + <int>(u % 10))
-        u = u // 10
-        if u == 0:
-            break
+        p[0] = <char>(48 + u)
     if neg:
         p -= 1
         p[0] = 45
@@ -374,6 +396,22 @@ for _i in range(1, 23):
     _POW10[_i] = _POW10[_i - 1] * 10.0
 
 
+def _fill_pow5_tables():
+    """Truncated 128-bit normalized mantissas of 5^q, q in [-342, 308], from exact ints."""
+    for q in range(-342, 309):
+        if q >= 0:
+            v = 5 ** q
+            bl = v.bit_length()
+            v = v << (128 - bl) if bl <= 128 else v >> (bl - 128)
+        else:
+            d = 5 ** (-q)
+            v = (1 << (d.bit_length() + 127)) // d
+        rdbkit_ff_set(q, v >> 64, v & 0xFFFFFFFFFFFFFFFF)
+
+
+_fill_pow5_tables()
+
+
 cdef object parse_float_bytes(const uint8_t *p, size_t n):
     """A score's text as a float, or None when it is not a number.
 
@@ -446,6 +484,8 @@ cdef object parse_float_bytes(const uint8_t *p, size_t n):
         else:
             d = d / _POW10[-exp10]
         return PyFloat_FromDouble(-d if neg else d)
+    if fast and rdbkit_ff_compute(mant, exp10, neg, &d):
+        return PyFloat_FromDouble(d)
     if n < 48:
         memcpy(buf, p, n)
         buf[n] = 0

@@ -18,9 +18,9 @@ bounded by the largest unit. Nested encodings (quicklist -> listpack, stream
 
 from __future__ import annotations
 
-import os
-import re
-import struct
+import os as _os
+import re as _re
+import struct as _struct
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -63,24 +63,24 @@ _U64_MASK = (1 << 64) - 1
 _HFE_MAX = (1 << 48) - 1  # EB_EXPIRE_TIME_MAX: largest hash field expireAt Redis accepts
 _LZF_MAX_RATIO = 88  # a 3-byte LZF back-reference yields at most 264 bytes
 
-_U32BE = struct.Struct(">I")
-_U64BE = struct.Struct(">Q")
-_I8 = struct.Struct("<b")
-_I16 = struct.Struct("<h")
-_I32 = struct.Struct("<i")
-_I64 = struct.Struct("<q")
-_U64LE = struct.Struct("<Q")
-_F32 = struct.Struct("<f")
-_F64 = struct.Struct("<d")
-_ID = struct.Struct(">QQ")
-_ZL_HEADER = struct.Struct("<IIH")
-_LP_HEADER = struct.Struct("<IH")
-_INTSET_HEADER = struct.Struct("<II")
+_U32BE = _struct.Struct(">I")
+_U64BE = _struct.Struct(">Q")
+_I8 = _struct.Struct("<b")
+_I16 = _struct.Struct("<h")
+_I32 = _struct.Struct("<i")
+_I64 = _struct.Struct("<q")
+_U64LE = _struct.Struct("<Q")
+_F32 = _struct.Struct("<f")
+_F64 = _struct.Struct("<d")
+_ID = _struct.Struct(">QQ")
+_ZL_HEADER = _struct.Struct("<IIH")
+_LP_HEADER = _struct.Struct("<IH")
+_INTSET_HEADER = _struct.Struct("<II")
 
 # Score text accepted in type-3 zsets and ziplist/listpack zset entries (docs/codec.md).
-_SCORE_RE = re.compile(
+_SCORE_RE = _re.compile(
     rb"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)",
-    re.IGNORECASE,
+    _re.IGNORECASE,
 )
 
 # type byte -> (Entry.type, Entry.encoding); 22/23 are the Redis pre-GA meanings
@@ -444,7 +444,7 @@ def _intset(d: bytes) -> tuple[int, ...]:
         raise _Bad(f"encoding {enc} is not 2, 4 or 8")
     if n != 8 + enc * length:
         raise _Bad(f"{length} members of {enc} bytes do not fill {n - 8} bytes")
-    values = struct.unpack_from(f"<{length}{'hiq'[enc // 4]}", d, 8)
+    values = _struct.unpack_from(f"<{length}{'hiq'[enc // 4]}", d, 8)
     for i in range(1, length):
         if values[i - 1] >= values[i]:
             raise _Bad(f"member {i} is not above member {i - 1} (unsorted or duplicate)")
@@ -497,7 +497,7 @@ def _zipmap(d: bytes) -> list[tuple[bytes, bytes]]:
     return out
 
 
-_EMBEDDED_ERRORS = (_Bad, IndexError, struct.error, OverflowError)
+_EMBEDDED_ERRORS = (_Bad, IndexError, _struct.error, OverflowError)
 
 
 def _stream_node(els: list, master: tuple[int, int], out: list | None) -> None:
@@ -622,7 +622,7 @@ class _Cursor:
         self.pos = p + n
         return bytes(self.buf[p : p + n])
 
-    def unpack(self, st: struct.Struct) -> Any:
+    def unpack(self, st: _struct.Struct) -> Any:
         p = self.pos
         if p + st.size > self.end:
             raise _Short(self.base + p, self.base + p + st.size, self.key)
@@ -915,7 +915,7 @@ class Decoder:
         self._file: BinaryIO | None = None
         self._owns_file = False
         if fileobj is not None:
-            if isinstance(fileobj, (str, bytes, os.PathLike)):
+            if isinstance(fileobj, (str, bytes, _os.PathLike)):
                 self._file = open(fileobj, "rb")  # noqa: SIM115 - closed in _release()
                 self._owns_file = True
             elif hasattr(fileobj, "read") or hasattr(fileobj, "readinto"):
@@ -959,13 +959,7 @@ class Decoder:
                 raise
             except _Short as short:
                 self._need = short.need
-                unit_start = self._base + self._pos
-                if short.need - unit_start > self._max_buf:
-                    raise LimitExceededError(
-                        f"item needs {short.need - unit_start} buffered bytes, above max_buffer_size "
-                        f"{self._max_buf}{_key_note(short.key)}",
-                        offset=unit_start,
-                    ) from None
+                self._limit(short)
                 if push:
                     raise StopIteration from None
                 if not self._fill(short.need):
@@ -991,6 +985,7 @@ class Decoder:
             try:
                 self._step()
             except _Short as short:
+                self._limit(short)
                 raise self._truncated(short) from None
 
     def __enter__(self) -> Decoder:  # noqa: PYI034 - typing.Self needs 3.11, we support 3.10
@@ -1004,6 +999,16 @@ class Decoder:
             self._release()
 
     # ------------------------------------------------------------ internals
+
+    def _limit(self, short: _Short) -> None:
+        """Raise LimitExceededError if the item being read needs more than max_buffer_size."""
+        unit_start = self._base + self._pos
+        if short.need - unit_start > self._max_buf:
+            raise LimitExceededError(
+                f"item needs {short.need - unit_start} buffered bytes, above max_buffer_size "
+                f"{self._max_buf}{_key_note(short.key)}",
+                offset=unit_start,
+            ) from None
 
     @staticmethod
     def _truncated(short: _Short) -> TruncatedError:
@@ -1060,6 +1065,9 @@ class Decoder:
     def _step(self) -> Entry | None:
         """Parse one unit at the current position and commit it; ``_Short`` if incomplete."""
         c = _Cursor(self._buf, self._pos, self._base, self._max_str, self._max_coll)
+        # An item may not span more than max_buffer_size bytes, however it arrived:
+        # a read past that window runs short and is reported as a limit by _limit().
+        c.end = min(c.end, self._pos + self._max_buf)
         if self.version is None:
             self._header(c)
             return None
@@ -1356,7 +1364,10 @@ class Decoder:
                     coff = c.off()
                     container = c.length("quicklist container")
                     if container == 1:
+                        poff = c.off()
                         data = c.string("quicklist plain node")
+                        if not data:
+                            raise c.error(DecodeError, "zero-length quicklist node", poff)
                         if build:
                             items.append(data)
                         continue

@@ -86,7 +86,8 @@ def test_fixtures_agree(shared_fixtures):
     for f in files:
         data = f.read_bytes()
         _assert_same(data, f.name)
-        _assert_same(data, f.name + " values=False", modes=("pull",), values=False)
+        if len(data) < 1 << 20:  # the multi-MB file takes the twin seconds per pass
+            _assert_same(data, f.name + " values=False", modes=("pull",), values=False)
 
 
 def test_fixture_files_by_path_agree(shared_fixtures):
