@@ -35,27 +35,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import dataset  # noqa: E402  (bench/dataset.py: server start-up and the mixed dataset)
 from lzf_compress import lzf_compress  # noqa: E402
 
-_CRC64_POLY = 0x95AC9329AC4BC9B5  # Jones polynomial, reflected (RDB_FORMAT.md §10)
-
-
-def _crc64_table() -> list[int]:
-    table = []
-    for i in range(256):
-        crc = i
-        for _ in range(8):
-            crc = (crc >> 1) ^ _CRC64_POLY if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_TABLE = _crc64_table()
-
-
-def crc64(data: bytes) -> int:
-    crc = 0
-    for b in data:
-        crc = _TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc
+from rdbkit._pycodec import crc64  # noqa: E402  (the reference CRC64, pure Python)
 
 
 def length(n: int) -> bytes:
