@@ -18,7 +18,7 @@ codec = Extension(
     "rdbkit._codec",
     sources=["ext/_codec.pyx", "ext/lzf.c", "ext/crc64.c"],
     include_dirs=["ext"],
-    depends=["ext/_cursor.pxi", "ext/_containers.pxi", "ext/_values.pxi", "ext/lzf.h",
+    depends=["ext/_cursor.pxi", "ext/_containers.pxi", "ext/_values.pxi", "ext/_encode.pxi", "ext/lzf.h",
              "ext/crc64.h", "ext/fastfloat.h"],
     extra_compile_args=extra_compile,
     extra_link_args=extra_link,

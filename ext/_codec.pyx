@@ -20,7 +20,7 @@ from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.buffer cimport PyBUF_WRITE
 from cpython.float cimport PyFloat_FromDouble
 from cpython.list cimport PyList_Append, PyList_New, PyList_SET_ITEM
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyObject_GenericSetAttr
 from cpython.ref cimport Py_INCREF
 from cpython.set cimport PySet_Add
 
@@ -63,7 +63,31 @@ DEFAULT_MAX_STRING_LEN = 512 * 1024 * 1024
 DEFAULT_MAX_COLLECTION_LEN = 2 ** 32
 DEFAULT_MAX_BUFFER_SIZE = 1024 * 1024 * 1024
 
+cdef extern from "Python.h":
+    # CPython's own presizing constructor (Cython's dict literals use it too).
+    object _PyDict_NewPresized(Py_ssize_t minused)
+
 cdef object _StreamID = _model.StreamID
+cdef object _StreamEntry = _model.StreamEntry
+cdef str _S_ID = "id"
+cdef str _S_FIELDS = "fields"
+
+
+cdef inline object _new_sid(uint64_t ms, uint64_t seq):
+    """A model.StreamID without the NamedTuple's Python-level __new__ frame."""
+    return tuple.__new__(_StreamID, (ms, seq))
+
+
+cdef object _new_stream_entry(object sid, object fields):
+    """A model.StreamEntry without running the frozen dataclass's __init__.
+
+    Streams hold many entries, and the generated __init__ (a Python frame
+    calling object.__setattr__ per field) cost more than parsing them.
+    """
+    cdef object o = object.__new__(_StreamEntry)
+    PyObject_GenericSetAttr(o, _S_ID, sid)
+    PyObject_GenericSetAttr(o, _S_FIELDS, fields)
+    return o
 
 include "_cursor.pxi"
 include "_containers.pxi"
@@ -818,3 +842,6 @@ def lzf_decompress(data, expected_len: int) -> bytes:
     if <size_t>r != <size_t>expected_len:
         raise DecodeError(f"corrupt LZF data: output is {r} bytes, expected {expected_len}", offset=0)
     return out
+
+
+include "_encode.pxi"

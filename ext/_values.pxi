@@ -47,12 +47,13 @@ cdef object read_pairs(Cur *c):
     cdef uint64_t n, i
     cdef size_t at = c.pos
     cdef object out, k
+    cdef bint pre
     c_count(c, &n, "hash size")
     if n == 0:
         _empty(c, "hash", at)
-    c_room(c, n, 2)
+    pre = c_room(c, n, 2)
     if c.values:
-        out = {}
+        out = _PyDict_NewPresized(<Py_ssize_t>n if pre else 0)  # presize only what fits
         for i in range(n):
             k = c_str(c, "hash field")
             PyDict_SetItem(out, k, c_str(c, "hash value"))
@@ -89,12 +90,13 @@ cdef object read_zset(Cur *c, int t):
     cdef size_t at = c.pos
     cdef double d
     cdef object out = None, k
+    cdef bint pre
     c_count(c, &n, "zset size")
     if n == 0:
         _empty(c, "zset", at)
-    c_room(c, n, 2 if t == 3 else 9)
+    pre = c_room(c, n, 2 if t == 3 else 9)
     if c.values:
-        out = {}
+        out = _PyDict_NewPresized(<Py_ssize_t>n if pre else 0)  # presize only what fits
     for i in range(n):
         if out is not None:
             k = c_str(c, "zset member")
@@ -112,6 +114,23 @@ cdef object read_zset(Cur *c, int t):
     return out
 
 
+cdef Py_ssize_t _pairs_hint(int kind, SView *v, int arity) noexcept:
+    """Entries a ziplist/listpack of pairs/triplets claims, to presize its dict.
+
+    Only a hint: the header's element count (65535 = unknown) is capped by what
+    the container's bytes can hold (each element takes at least 2 bytes), so a
+    hostile header cannot make us allocate more than the input's size.
+    """
+    cdef size_t n = 0
+    if kind == K_LISTPACK and v.n >= 7:
+        n = ld16(v.p + 4)
+    elif kind == K_ZIPLIST and v.n >= 11:
+        n = ld16(v.p + 8)
+    if n == 65535 or n > v.n // 2:
+        n = 0
+    return <Py_ssize_t>(n // <size_t>arity)
+
+
 cdef object read_container(Cur *c, int kind, int mode, int arity):
     cdef SView v
     cdef object out = None
@@ -122,7 +141,7 @@ cdef object read_container(Cur *c, int kind, int mode, int arity):
         elif mode == M_SET:
             out = set()
         else:
-            out = {}
+            out = _PyDict_NewPresized(_pairs_hint(kind, &v, arity))
     walk(c, kind, &v, mode if c.values else M_NONE, arity, out, None)
     return out
 
@@ -415,8 +434,8 @@ cdef int stream_node(Cur *c, SView *v, uint64_t mms, uint64_t mseq, object entri
         else:
             live += 1
             if build:
-                entries.append(_model.StreamEntry(
-                    _StreamID(<uint64_t>(mms + <uint64_t>dms), <uint64_t>(mseq + <uint64_t>dseq)),
+                entries.append(_new_stream_entry(
+                    _new_sid(<uint64_t>(mms + <uint64_t>dms), <uint64_t>(mseq + <uint64_t>dseq)),
                     tuple(fields)))
     if live != count or dead != deleted:
         return _fail(c, DecodeError,
@@ -429,7 +448,7 @@ cdef object _sid(Cur *c, const char *what):
     cdef uint64_t ms, seq
     c_len(c, &ms, what)
     c_len(c, &seq, what)
-    return _StreamID(ms, seq)
+    return _new_sid(ms, seq)
 
 
 cdef object read_stream(Cur *c, int t):
@@ -475,7 +494,7 @@ cdef object read_stream(Cur *c, int t):
         owners = {}
         for j in range(npel):
             c_need(c, 16, "PEL entry ID")
-            sid = _StreamID(ld64be(c.b + c.pos), ld64be(c.b + c.pos + 8))
+            sid = _new_sid(ld64be(c.b + c.pos), ld64be(c.b + c.pos + 8))
             c.pos += 16
             c_i64(c, &tm, "PEL delivery time")
             c_len(c, &dcount, "PEL delivery count")
@@ -496,7 +515,7 @@ cdef object read_stream(Cur *c, int t):
             cpel = []
             for u in range(ncp):
                 c_need(c, 16, "consumer PEL entry ID")
-                sid = _StreamID(ld64be(c.b + c.pos), ld64be(c.b + c.pos + 8))
+                sid = _new_sid(ld64be(c.b + c.pos), ld64be(c.b + c.pos + 8))
                 c.pos += 16
                 owners[sid] = cname
                 cpel.append(sid)

@@ -16,4 +16,15 @@
 ptrdiff_t rdbkit_lzf_decompress(const uint8_t *in, size_t in_len,
                                 uint8_t *out, size_t out_len, size_t *err_at);
 
+/* Hash table size for rdbkit_lzf_compress: (1 << RDBKIT_LZF_HLOG) uint32 slots. */
+#define RDBKIT_LZF_HLOG 14
+
+/* Compress in[0:in_len] into out[0:out_len] (own greedy hash-table
+ * compressor). Returns the compressed size, or 0 when it does not fit in
+ * out_len (or in_len is 0). htab: caller-owned table of 1 << RDBKIT_LZF_HLOG
+ * slots; it needs no initialisation beyond being allocated (zeroed once is
+ * tidiest) and may be reused across calls. */
+size_t rdbkit_lzf_compress(const uint8_t *in, size_t in_len, uint8_t *out,
+                           size_t out_len, uint32_t *htab);
+
 #endif

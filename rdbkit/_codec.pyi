@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterable, Iterator
 
-from rdbkit.codec.model import ModuleAux, SlotInfo
+from rdbkit.codec.model import DumpValue, ModuleAux, SlotInfo
 
 DEFAULT_MAX_STRING_LEN: int
 DEFAULT_MAX_COLLECTION_LEN: int
@@ -109,3 +109,70 @@ class Decoder:
 
 def crc64(data: bytes | bytearray | memoryview, crc: int = 0) -> int: ...
 def lzf_decompress(data: bytes, expected_len: int) -> bytes: ...
+
+# -- the encoder (ext/_encode.pxi; docs/codec.md "The encoder API") --
+
+class Encoder:
+    @property
+    def version(self) -> int: ...
+    @property
+    def magic(self) -> str: ...
+    @property
+    def state(self) -> int: ...
+    @property
+    def dropped(self) -> list[tuple[bytes | None, str]]: ...
+    def __init__(
+        self,
+        version: int = 12,
+        *,
+        magic: str | None = None,
+        plain: bool = False,
+        compress: bool = True,
+        drop_unsupported: bool = False,
+        max_string_len: int = ...,
+    ) -> None: ...
+    def begin(
+        self,
+        aux: dict[Any, Any] | Iterable[tuple[Any, Any]] | None = None,
+        functions: Iterable[bytes] = (),
+        module_aux: Iterable[ModuleAux] = (),
+    ) -> bytes: ...
+    def write(self, entry: Any) -> bytes: ...
+    def resize_hint(self, db: int, db_size: int, expires_size: int) -> bytes: ...
+    def finish(self, module_aux_after: Iterable[ModuleAux] = ()) -> bytes: ...
+
+class RdbWriter:
+    def __init__(self, sink: Any, **encoder_kwargs: Any) -> None: ...
+    @property
+    def encoder(self) -> Encoder: ...
+    @property
+    def dropped(self) -> list[tuple[bytes | None, str]]: ...
+    def begin(
+        self,
+        aux: dict[Any, Any] | Iterable[tuple[Any, Any]] | None = None,
+        functions: Iterable[bytes] = (),
+        module_aux: Iterable[ModuleAux] = (),
+    ) -> None: ...
+    def write(self, entry: Any) -> None: ...
+    def resize_hint(self, db: int, db_size: int, expires_size: int) -> None: ...
+    def close(self, module_aux_after: Iterable[ModuleAux] = ()) -> None: ...
+    def __enter__(self) -> RdbWriter: ...
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool: ...
+
+def dump_payload(
+    type_name: str,
+    value: Any,
+    version: int,
+    *,
+    field_expires: dict[bytes, int] | None = None,
+    plain: bool = False,
+    compress: bool = True,
+) -> bytes: ...
+def parse_dump_payload(
+    payload: bytes | bytearray | memoryview,
+    *,
+    max_string_len: int = ...,
+    max_collection_len: int = ...,
+    max_buffer_size: int = ...,
+) -> DumpValue: ...
+def lzf_compress(data: bytes | bytearray | memoryview) -> bytes | None: ...

@@ -1542,3 +1542,45 @@ class Decoder:
         return Stream(
             tuple(entries), length, last_id, first_id, max_deleted, entries_added, tuple(groups)
         )
+
+
+# --------------------------------------------------------------------------- one value
+
+
+def _parse_value(
+    data: bytes,
+    t: int,
+    *,
+    pos: int = 0,
+    end: int | None = None,
+    valkey: bool = False,
+    max_string_len: int = DEFAULT_MAX_STRING_LEN,
+    max_collection_len: int = DEFAULT_MAX_COLLECTION_LEN,
+) -> tuple[Any, dict | None, int]:
+    """Parse the value of type byte ``t`` from ``data[pos:end]`` with the decoder's own parsers.
+
+    Returns ``(value, field_expires, position after the value)``. Used for DUMP
+    payloads (``parse_dump_payload``). Errors carry offsets into ``data``; a value
+    running past ``end`` is a ``TruncatedError`` where the short read started.
+    """
+    unsupported = _VALKEY_UNSUPPORTED if valkey else _REDIS_UNSUPPORTED
+    if t in unsupported:
+        raise UnsupportedEncodingError(unsupported[t], offset=pos - 1 if pos else 0)
+    if t not in _TYPES or (valkey and t > _VALKEY_MAX_TYPE):
+        raise DecodeError(f"unknown type byte {t}", offset=pos - 1 if pos else 0)
+    c = _Cursor(data, pos, 0, max_string_len, max_collection_len)  # type: ignore[arg-type]
+    if end is not None:
+        c.end = end
+    parser = Decoder.__new__(Decoder)  # only the value parsers are used: they need _values
+    parser._values = True
+    try:
+        value, field_expires = parser._value(c, t, valkey)
+    except _Short as short:
+        raise TruncatedError(
+            "value runs past the end of its data" + _key_note(short.key), offset=short.start
+        ) from None
+    return value, field_expires, c.pos
+
+
+# The encoder twin (docs/codec.md, "The encoder API") lives in its own module.
+from rdbkit._pyencoder import Encoder, RdbWriter, dump_payload, lzf_compress, parse_dump_payload  # noqa: E402, F401

@@ -34,7 +34,9 @@ def test_twins_export_the_same_public_names():
     assert PUBLIC <= public_names(c)
     assert PUBLIC <= public_names(py)
     # Everything public in one twin that belongs to the codec API is in the other.
-    api = lambda m: {n for n in public_names(m) if getattr(getattr(m, n), "__module__", m.__name__) == m.__name__}
+    # The Python twin's encoder lives in rdbkit._pyencoder and is re-exported by _pycodec.
+    own = lambda m: {m.__name__, "rdbkit._pyencoder"} if m is py else {m.__name__}
+    api = lambda m: {n for n in public_names(m) if getattr(getattr(m, n), "__module__", m.__name__) in own(m)}
     assert api(c) == api(py)
 
 

@@ -122,6 +122,21 @@ class SlotInfo:
     expires: int
 
 
+@dataclass(frozen=True)
+class DumpValue:
+    """One value parsed from a DUMP payload (``parse_dump_payload``).
+
+    ``type`` and ``encoding`` use the names of ``Entry``; ``version`` is the RDB
+    version in the payload's footer; ``field_expires`` is as in ``Entry``.
+    """
+
+    type: str
+    value: object
+    version: int
+    field_expires: dict | None = None
+    encoding: str = ""
+
+
 def module_name(module_id: int) -> tuple[str, int]:
     """Split a 64-bit module type id into its 9-character name and encoding version."""
     chars = []
