@@ -15,7 +15,10 @@ never reads or writes files.
 from __future__ import annotations
 
 import base64
+import json
 import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from rdbkit.codec.model import (
@@ -30,6 +33,7 @@ from rdbkit.codec.model import (
     StreamPending,
     module_name,
 )
+from rdbkit.errors import RdbkitError
 
 SCHEMA = 1
 
@@ -315,3 +319,124 @@ def footer_record(decoder, keys: int, header: dict[str, Json]) -> dict[str, Json
         "module_aux": [_module_aux_record(m) for m in decoder.module_aux[len(header["module_aux"]):]],
         "checksum": decoder.checksum_status,
     }
+
+
+# --- reading a whole export back ------------------------------------------------
+
+
+class JsonlError(RdbkitError, ValueError):
+    """A JSON Lines export that is not schema 1 as written by ``convert --to jsonl``."""
+
+
+@dataclass
+class JsonlHeader:
+    """The header line in the value model: what ``Encoder.begin`` takes, plus magic/version."""
+
+    magic: str
+    version: int
+    aux: list[tuple[bytes, bytes]]
+    functions: list[bytes]
+    module_aux: list[ModuleAux]
+
+
+@dataclass
+class JsonlEntry:
+    """One key line in the value model, with the attributes ``Encoder.write`` reads."""
+
+    db: int
+    key: bytes
+    type: str
+    encoding: str | None
+    value: Any
+    expire_ms: int | None
+    idle: int | None
+    freq: int | None
+    field_expires: dict[bytes, int] | None
+
+
+@dataclass
+class JsonlFooter:
+    keys: int
+    aux: list[tuple[bytes, bytes]]
+    functions: list[bytes]
+    module_aux: list[ModuleAux]
+    checksum: str | None
+
+
+def _header_parts(record: dict[str, Json]) -> tuple[list, list, list]:
+    return (
+        [(decode_bytes(k), decode_bytes(v)) for k, v in record.get("aux", [])],
+        [decode_bytes(code) for code in record.get("functions", [])],
+        [decode_module_aux(m) for m in record.get("module_aux", [])],
+    )
+
+
+class JsonlReader:
+    """Read an export back: ``header`` at once, keys by iterating, then ``footer``.
+
+    ``lines`` is any iterable of lines (bytes or str, e.g. a binary file);
+    one line is held at a time, so memory is bounded by the largest key.
+    Anything malformed, and an export cut before its footer, is a
+    ``JsonlError`` naming the line number.
+    """
+
+    def __init__(self, lines: Iterable[bytes | str]) -> None:
+        self._lines = iter(lines)
+        self.lineno = 0
+        self.footer: JsonlFooter | None = None
+        self.keys = 0
+        first = self._next_record()
+        if first is None:
+            raise JsonlError("jsonl input is empty (expected a header line)")
+        if first.get("kind") != "header":
+            raise JsonlError(f"jsonl line 1: expected the header, got kind={first.get('kind')!r}")
+        if first.get("schema") != SCHEMA:
+            raise JsonlError(f"jsonl line 1: unsupported schema {first.get('schema')!r} (expected {SCHEMA})")
+        try:
+            aux, functions, module_aux = _header_parts(first)
+            self.header = JsonlHeader(str(first["magic"]), int(first["version"]), aux, functions, module_aux)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise JsonlError(f"jsonl line 1: bad header: {exc!r}") from None
+
+    def _next_record(self) -> dict[str, Json] | None:
+        for line in self._lines:
+            self.lineno += 1
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise JsonlError(f"jsonl line {self.lineno}: not JSON: {exc}") from None
+            if not isinstance(record, dict):
+                raise JsonlError(f"jsonl line {self.lineno}: expected an object")
+            return record
+        return None
+
+    def __iter__(self) -> Iterator[JsonlEntry]:
+        while True:
+            record = self._next_record()
+            if record is None:
+                raise JsonlError(
+                    f"jsonl input ends after line {self.lineno} without a footer (a cut export?)")
+            kind = record.get("kind")
+            if kind == "footer":
+                try:
+                    aux, functions, module_aux = _header_parts(record)
+                    self.footer = JsonlFooter(int(record["keys"]), aux, functions, module_aux,
+                                              record.get("checksum"))
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise JsonlError(f"jsonl line {self.lineno}: bad footer: {exc!r}") from None
+                if self.footer.keys != self.keys:
+                    raise JsonlError(f"jsonl footer says {self.footer.keys} keys, "
+                                     f"the file has {self.keys}")
+                if self._next_record() is not None:
+                    raise JsonlError(f"jsonl line {self.lineno}: data after the footer")
+                return
+            if kind != "key":
+                raise JsonlError(f"jsonl line {self.lineno}: unexpected kind={kind!r}")
+            try:
+                entry = JsonlEntry(**record_fields(record))
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                raise JsonlError(f"jsonl line {self.lineno}: bad key record: {exc!r}") from None
+            self.keys += 1
+            yield entry
