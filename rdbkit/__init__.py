@@ -1,15 +1,24 @@
 """rdbkit: snapshot toolkit for Redis-protocol data stores.
 
-The codec (RDB decoder, C core with a pure-Python twin) is layer 1; see
+The codec (RDB decoder and encoder, C core with a pure-Python twin) is layer 1; see
 ``docs/codec.md``. ``IMPLEMENTATION`` says which codec is active.
 """
 
 from __future__ import annotations
 
-from rdbkit.codec import IMPLEMENTATION, Decoder, Entry
+from rdbkit.codec import (
+    IMPLEMENTATION,
+    Decoder,
+    Encoder,
+    Entry,
+    RdbWriter,
+    dump_payload,
+    parse_dump_payload,
+)
 from rdbkit.errors import (
     ChecksumError,
     DecodeError,
+    EncodeError,
     LimitExceededError,
     RdbkitError,
     TruncatedError,
@@ -23,6 +32,11 @@ __all__ = [
     "IMPLEMENTATION",
     "Decoder",
     "Entry",
+    "Encoder",
+    "RdbWriter",
+    "dump_payload",
+    "parse_dump_payload",
+    "EncodeError",
     "RdbkitError",
     "DecodeError",
     "TruncatedError",
