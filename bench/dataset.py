@@ -241,8 +241,11 @@ def _command(port: int, *args: str) -> bytes:
         return buf
 
 
-def start_server(binary: str, work: Path) -> tuple[subprocess.Popen, int]:
-    """A redis-server on a free loopback port, working in ``work``, ready for commands."""
+def start_server(binary: str, work: Path, ready_timeout: float = 20.0) -> tuple[subprocess.Popen, int]:
+    """A redis-server on a free loopback port, working in ``work``, ready for commands.
+
+    A ``work/dump.rdb`` already there is loaded at start-up (``ready_timeout``
+    must then cover the load: the server answers -LOADING until it is done)."""
     port = free_port()
     logfile = work / "redis.log"
     proc = subprocess.Popen(
@@ -252,7 +255,7 @@ def start_server(binary: str, work: Path) -> tuple[subprocess.Popen, int]:
         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
     )
     try:
-        _wait_ready(port, proc, logfile)
+        _wait_ready(port, proc, logfile, ready_timeout)
     except BaseException:
         proc.terminate()
         proc.wait(timeout=30)
