@@ -287,10 +287,12 @@ class _RdbOutput:
         self._report()
 
     def late_header(self, aux: list, functions: list, drop: bool) -> None:
-        """Aux fields or functions met after the first key: an RDB has no place for them there."""
-        items = [f"aux field {k!r}" for k, _ in aux] + [f"function library #{i + 1}"
-                                                        for i in range(len(functions))]
-        for item in items:
+        """Records met after the first key: functions are written there too (readers
+        accept them anywhere); the encoder writes aux fields only before the keys."""
+        for code in functions:
+            self.writer.function(code)
+        self._report()
+        for item in [f"aux field {k!r}" for k, _ in aux]:
             if not drop:
                 raise EncodeError(f"{item} comes after the first key; the encoder writes it only "
                                   "before the keys (--drop-unsupported drops it)")

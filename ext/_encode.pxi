@@ -700,6 +700,23 @@ cdef class Encoder:
         eb_put(b, PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
         return 0
 
+    def function(self, code) -> bytes:
+        """A FUNCTION2 record between entries (v >= 10); readers accept it anywhere."""
+        self._state(1)
+        cdef EBuf *b = &self.out
+        self.out.n = 0
+        if self.ver < 10:
+            feat = f"function library {_lib_name(_auxb(code))!r}"
+            self._unsupported(None, feat, self._need(feat, "RDB 10"))
+            return b""
+        try:
+            eb_byte(b, 245)
+            self._pystr(b, _auxb(code), None, "function code")
+        except BaseException:
+            self.out.n = 0
+            raise
+        return self._emit()
+
     def resize_hint(self, db, db_size, expires_size) -> bytes:
         """A RESIZEDB record (v >= 7) for db; selects db first if needed."""
         self._state(1)
@@ -1405,6 +1422,9 @@ class RdbWriter:
 
     def write(self, entry):
         self._push(self._enc.write(entry))
+
+    def function(self, code):
+        self._push(self._enc.function(code))
 
     def resize_hint(self, db, db_size, expires_size):
         self._push(self._enc.resize_hint(db, db_size, expires_size))

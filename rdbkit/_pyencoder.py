@@ -771,6 +771,19 @@ class Encoder:
             return b""
         return bytes((_OP_SELECTDB,)) + _length(db)
 
+    def function(self, code: bytes) -> bytes:
+        """A FUNCTION2 record between entries (v >= 10).
+
+        Redis writes libraries before the keys (``begin``), but a reader accepts
+        them anywhere and some writers put them after keys; this keeps them.
+        """
+        self._check_open("function()")
+        code = _text(code)
+        if self._values.level < 10:
+            self._unsupported(None, f"function library {_lib_name(code)!r}", "RDB 10")
+            return b""
+        return self._emit(bytes((_OP_FUNCTION2,)) + self._values.s(code))
+
     def resize_hint(self, db: int, db_size: int, expires_size: int) -> bytes:
         """RESIZEDB for ``db`` (v >= 7; selects the db first if needed); a hint only."""
         self._check_open("resize_hint()")
@@ -887,6 +900,11 @@ class RdbWriter:
 
     def write(self, entry: Any) -> None:
         data = self.encoder.write(entry)
+        if data:
+            self._write(data)
+
+    def function(self, code: bytes) -> None:
+        data = self.encoder.function(code)
         if data:
             self._write(data)
 

@@ -722,3 +722,30 @@ def test_roundtrip_property(enc, version, e, plain, compress):
     parsed = enc.parse_dump_payload(payload)
     assert (parsed.type, parsed.value, parsed.version) == (e.type, _expected_value(e, version), version)
     assert parsed.field_expires == (e.field_expires or None)
+
+
+def test_function_between_entries_round_trips(enc, codec):
+    """Libraries written after keys (as some writers do) decode back in order."""
+    lib1 = b"#!lua name=first\nredis.register_function('f1', function() return 1 end)"
+    lib2 = b"#!lua name=second\nredis.register_function('f2', function() return 2 end)"
+    out = io.BytesIO()
+    with enc.RdbWriter(out, version=10) as writer:
+        writer.begin(functions=[lib1])
+        writer.write(E(b"k", "string", b"v"))
+        writer.function(lib2)
+    dec = codec.Decoder(io.BytesIO(out.getvalue()))
+    assert [e.key for e in dec] == [b"k"]
+    assert dec.functions == [lib1, lib2]
+    assert dec.checksum_status == "ok"
+
+
+def test_function_below_rdb_10_is_refused_or_dropped(enc):
+    lib = b"#!lua name=old\nredis.register_function('f', function() return 1 end)"
+    strict = enc.Encoder(9)
+    strict.begin()
+    with pytest.raises(EncodeError, match="function library 'old'"):
+        strict.function(lib)
+    lenient = enc.Encoder(9, drop_unsupported=True)
+    lenient.begin()
+    assert lenient.function(lib) == b""
+    assert lenient.dropped == [(None, "function library 'old'")]
