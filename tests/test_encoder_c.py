@@ -8,8 +8,7 @@ with the pure-Python encoder, and real servers loading what it wrote.
   (stream metadata a version lacks is derived or dropped as docs/codec.md
   says) and with the encoding the spec table in docs/codec.md prescribes.
 - C vs Python encoder: the same entries decode identically, quicklist nodes
-  split alike (skipped, with the reason, while ``rdbkit._pyencoder`` has no
-  ``Encoder``).
+  split alike.
 - Real servers (``redis7``, ``valkey9``, ``redis6`` fixtures): our file is put
   in the server's dir, loaded with DEBUG RELOAD NOSAVE and read back with
   ``datasets.server_view``; the server's previous data is restored afterwards.
@@ -20,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
-import importlib.util
 import io
 import math
 import random
@@ -50,15 +48,7 @@ from rdbkit.errors import EncodeError, TruncatedError
 VERSIONS = (6, 7, 8, 9, 10, 11, 12, 80)
 
 
-def _python_encoder():
-    """The pure-Python twin's encoder module, or None while it does not exist yet."""
-    if importlib.util.find_spec("rdbkit._pyencoder") is None:
-        return None
-    module = importlib.import_module("rdbkit._pyencoder")
-    return module if hasattr(module, "Encoder") else None
-
-
-PYENC = _python_encoder()
+PYENC = importlib.import_module("rdbkit._pyencoder")
 
 
 @dataclasses.dataclass
@@ -466,8 +456,7 @@ def test_writer_and_dump_payload():
             parsed = C.parse_dump_payload(payload)
             assert parsed.value == e.value and parsed.version == version
             assert parsed == P.parse_dump_payload(payload)
-            if PYENC is not None:
-                assert P.parse_dump_payload(PYENC.dump_payload(e.type, e.value, version)) == parsed
+            assert P.parse_dump_payload(PYENC.dump_payload(e.type, e.value, version)) == parsed
 
 
 # --------------------------------------------------------------------------- C vs Python
@@ -500,7 +489,6 @@ def _quicklist_nodes(payload: bytes) -> list[int]:
     return counts
 
 
-@pytest.mark.skipif(PYENC is None, reason="rdbkit._pyencoder has no Encoder yet")
 @pytest.mark.parametrize("version", VERSIONS)
 @HSET
 @given(entries=entry_lists(), plain=st.booleans())

@@ -48,22 +48,11 @@ DEFAULT_MAX_STRING_LEN = _impl.DEFAULT_MAX_STRING_LEN
 DEFAULT_MAX_COLLECTION_LEN = _impl.DEFAULT_MAX_COLLECTION_LEN
 DEFAULT_MAX_BUFFER_SIZE = _impl.DEFAULT_MAX_BUFFER_SIZE
 
-# The encoder (issue 4): the C twin may not have it yet; then the Python one
-# is used for these names only (the decoder stays the chosen implementation).
-_ENCODER_NAMES = ("Encoder", "RdbWriter", "dump_payload", "parse_dump_payload", "lzf_compress")
-if all(hasattr(_impl, name) for name in _ENCODER_NAMES):
-    _encoder_impl = _impl
-    ENCODER_IMPLEMENTATION = IMPLEMENTATION
-else:
-    from rdbkit import _pycodec as _encoder_impl
-
-    ENCODER_IMPLEMENTATION = "python"
-    _log.info("rdbkit C codec has no encoder yet; using the pure-Python encoder")
-Encoder = _encoder_impl.Encoder
-RdbWriter = _encoder_impl.RdbWriter
-dump_payload = _encoder_impl.dump_payload
-parse_dump_payload = _encoder_impl.parse_dump_payload
-lzf_compress = _encoder_impl.lzf_compress
+Encoder = _impl.Encoder
+RdbWriter = _impl.RdbWriter
+dump_payload = _impl.dump_payload
+parse_dump_payload = _impl.parse_dump_payload
+lzf_compress = _impl.lzf_compress
 
 __all__ = [
     "IMPLEMENTATION",
@@ -74,7 +63,6 @@ __all__ = [
     "DEFAULT_MAX_STRING_LEN",
     "DEFAULT_MAX_COLLECTION_LEN",
     "DEFAULT_MAX_BUFFER_SIZE",
-    "ENCODER_IMPLEMENTATION",
     "Encoder",
     "RdbWriter",
     "dump_payload",
