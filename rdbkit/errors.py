@@ -51,8 +51,16 @@ class EncodeError(RdbkitError, ValueError):
     """A value cannot be written in the requested format or version."""
 
 
+class UrlError(RdbkitError, ValueError):
+    """A store, source or target URL (or path) cannot be parsed."""
+
+
 class StorageError(RdbkitError):
     """A snapshot store failed (local directory or S3)."""
+
+
+class ObjectNotFoundError(StorageError):
+    """The store holds no object under the requested key."""
 
 
 class CatalogError(RdbkitError):
