@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # rdbkit's single entry script.
 #
-#   bash tasks.sh setup    install what is missing (apt, .venv, the package)
-#   bash tasks.sh test     setup, then the whole test suite (both codec twins)
-#   bash tasks.sh demo     setup, then a real redis-server -> SAVE -> rdbkit inspect/verify/convert
-#   bash tasks.sh asan     the test suite against an AddressSanitizer build (scripts/asan.sh)
-#   bash tasks.sh fuzz     the C decoder's fuzz target (fuzz/run.sh)
-#   bash tasks.sh bench    benchmarks against redis-check-rdb, rdb-py, rdbtools (bench/run.sh)
+#   bash ./tasks.sh setup    install what is missing (apt, .venv, the package)
+#   bash ./tasks.sh test     setup, then the whole test suite (both codec twins)
+#   bash ./tasks.sh demo     setup, then a real redis-server -> SAVE -> rdbkit inspect/verify/convert
+#   bash ./tasks.sh asan     the test suite against an AddressSanitizer build (scripts/asan.sh)
+#   bash ./tasks.sh fuzz     the C decoder's fuzz target (fuzz/run.sh)
+#   bash ./tasks.sh bench    benchmarks against redis-check-rdb, rdb-py, rdbtools (bench/run.sh)
 #
 # Meant for a fresh Debian (bookworm/trixie) as root; also runs unprivileged
 # when the Debian packages are already there. Output is quiet unless
