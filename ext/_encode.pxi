@@ -1344,7 +1344,11 @@ cdef class Encoder:
                 eb_i64(b, pe.delivery_time_ms)
                 eb_len(b, pe.delivery_count)
             eb_len(b, len(g.consumers))
+            in_pel = {pe.id for pe in g.pending} if g.consumers else None
             for c in g.consumers:
+                for pid in c.pending:
+                    if pid not in in_pel:
+                        raise EncodeError(_pel_message(key, g.name, c.name, pid))
                 self._pystr(b, c.name, key, "stream consumer name")
                 eb_i64(b, c.seen_time_ms)
                 if t == 21:
@@ -1372,6 +1376,12 @@ cdef object _auxb(object v):
     if isinstance(v, int) and not isinstance(v, bool):
         return str(v).encode()
     raise EncodeError(f"aux fields must be bytes or str, not {type(v).__name__}")
+
+
+def _pel_message(key, group, consumer, pid) -> str:
+    """Servers refuse a file whose consumer lists an ID its group's PEL lacks."""
+    return (f"key {key!r}: stream group {group!r} consumer {consumer!r} has pending ID "
+            f"{pid[0]}-{pid[1]} that is not in the group's pending entries list")
 
 
 class RdbWriter:

@@ -591,7 +591,14 @@ class _ValueWriter:
             for p in g.pending:
                 out.append(_ID.pack(*p.id) + _I64.pack(p.delivery_time_ms) + _length(p.delivery_count))
             out.append(_length(len(g.consumers)))
+            in_pel = {p.id for p in g.pending}
             for c in g.consumers:
+                for pid in c.pending:
+                    if pid not in in_pel:  # servers refuse such a file on load
+                        raise EncodeError(
+                            f"key {key!r}: stream group {g.name!r} consumer {c.name!r} has pending ID "
+                            f"{pid[0]}-{pid[1]} that is not in the group's pending entries list"
+                        )
                 out.append(self.s(self._bytes(key, c.name, "stream consumer name")))
                 out.append(_I64.pack(c.seen_time_ms))
                 if v3:

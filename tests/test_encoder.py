@@ -734,3 +734,22 @@ def test_function_below_rdb_10_is_refused_or_dropped(enc):
     lenient.begin()
     assert lenient.function(lib) == b""
     assert lenient.dropped == [(None, "function library 'old'")]
+
+
+def test_consumer_pending_ids_must_be_in_the_group_pel(enc):
+    """A consumer listing an ID its group's PEL lacks is refused: servers reject such files."""
+    sid = StreamID(5, 0)
+    entry = StreamEntry(sid, ((b"f", b"v"),))
+
+    def stream(consumer_pending: tuple) -> Stream:
+        group = StreamGroup(b"g", sid, 1, (StreamPending(sid, 1000, 1, b"c"),),
+                            (StreamConsumer(b"c", 1000, None, consumer_pending),))
+        return Stream((entry,), 1, sid, sid, StreamID(0, 0), 1, (group,))
+
+    good = enc.Encoder(10)
+    good.begin()
+    assert good.write(E(b"s", "stream", stream((sid,))))
+    bad = enc.Encoder(10)
+    bad.begin()
+    with pytest.raises(EncodeError, match=r"key b's'.*consumer b'c' has pending ID 9-9"):
+        bad.write(E(b"s", "stream", stream((sid, StreamID(9, 9)))))
