@@ -43,7 +43,7 @@ quiet() {
 missing_apt_packages() {
     local pkg
     for pkg in "${APT_PACKAGES[@]}"; do
-        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep 'install ok installed' >/dev/null; then
             printf '%s\n' "$pkg"
         fi
     done

@@ -40,7 +40,9 @@ trap rebuild_normal EXIT
 
 echo "== building rdbkit._codec with AddressSanitizer"
 build env RDBKIT_ASAN=1
-if ! ldd rdbkit/_codec*.so | grep -q libasan; then
+# grep reads all of ldd's output: with -q it could exit first, and pipefail would
+# then count ldd's SIGPIPE as "not linked".
+if ! ldd rdbkit/_codec*.so | grep libasan >/dev/null; then
     echo "scripts/asan.sh: the extension is not linked with libasan" >&2
     exit 1
 fi
