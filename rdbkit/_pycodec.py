@@ -587,7 +587,7 @@ def _key_note(key: bytes | None) -> str:
 class _Cursor:
     """Reads one unit out of the decoder's buffer; every read checks what is left."""
 
-    __slots__ = ("base", "buf", "end", "key", "max_coll", "max_str", "pos")
+    __slots__ = ("base", "buf", "end", "key", "max_coll", "max_str", "pos", "skim")
 
     def __init__(self, buf: bytearray, pos: int, base: int, max_str: int, max_coll: int) -> None:
         self.buf = buf
@@ -597,6 +597,7 @@ class _Cursor:
         self.key: bytes | None = None
         self.max_str = max_str
         self.max_coll = max_coll
+        self.skim = False  # only find the item's extent: no LZF, no container walks
 
     def off(self) -> int:
         return self.base + self.pos
@@ -953,6 +954,8 @@ class Decoder:
             if push and self._base + len(self._buf) < self._need:
                 raise StopIteration
             try:
+                if push and self._need:
+                    self._skim()  # a retry: first check the whole item is here
                 entry = self._step()
             except DecodeError:
                 self._release()
@@ -1061,6 +1064,22 @@ class Decoder:
             del self._buf[: self._pos]
             self._base += self._pos
             self._pos = 0
+
+    def _skim(self) -> None:
+        """Raise ``_Short`` if the item at the current position is still incomplete.
+
+        Walks only its file-level layout (``_skim_value``) and commits nothing;
+        an error found on the way is left for the full parse to report.
+        """
+        if self.version is None or self._buf[self._pos] == _OP_EOF:
+            return
+        c = _Cursor(self._buf, self._pos, self._base, self._max_str, self._max_coll)
+        c.end = min(c.end, self._pos + self._max_buf)
+        c.skim = True
+        try:
+            self._unit(c)
+        except (DecodeError, _Bad):
+            return
 
     def _step(self) -> Entry | None:
         """Parse one unit at the current position and commit it; ``_Short`` if incomplete."""
@@ -1276,6 +1295,9 @@ class Decoder:
 
     def _value(self, c: _Cursor, t: int, valkey: bool) -> tuple[Any, dict | None]:
         """Parse the value of type byte ``t``: (value or None, field_expires or None)."""
+        if c.skim:
+            _skim_value(c, t, valkey)
+            return None, None
         build = self._values
         if t == 0:
             s = c.string("string value")
@@ -1542,6 +1564,99 @@ class Decoder:
         return Stream(
             tuple(entries), length, last_id, first_id, max_deleted, entries_added, tuple(groups)
         )
+
+
+# --------------------------------------------------------------------------- skim
+
+
+def _skim_string(c: _Cursor) -> None:
+    """Step over an RDB string without decompressing it (limits still apply)."""
+    p = c.pos
+    if p >= c.end:
+        raise _Short(c.base + p, c.base + p + 1, c.key)
+    if c.buf[p] == 0xC3:
+        c.pos = p + 1
+        clen = c.length("LZF compressed length")
+        c.length("LZF length")
+        c.take(clen)
+    else:
+        c.string("string")
+
+
+def _skim_value(c: _Cursor, t: int, valkey: bool) -> None:
+    """The file-level layout of a value only: where it ends, or ``_Short``.
+
+    Used on a push-mode retry so that one huge entry arriving in many feeds is
+    not parsed in full each time (docs/codec.md, "Streaming and memory"). It
+    validates little: any error it meets is left for the full parse to report.
+    """
+    if t in (0, 9, 10, 11, 12, 13, 16, 17, 20) or (t == 23 and not valkey):
+        _skim_string(c)
+    elif t == 25:
+        c.take(8)
+        _skim_string(c)
+    elif t in (1, 2, 4):
+        for _ in range(c.count("element count") * (2 if t == 4 else 1)):
+            _skim_string(c)
+    elif t in (3, 5):
+        for _ in range(c.count("element count")):
+            _skim_string(c)
+            if t == 5:
+                c.take(8)
+            else:
+                n = c.u8()
+                if n < 253:
+                    c.take(n)
+    elif t == 7:
+        c.length("module id")
+        c.module_body(False)
+    elif t == 14 or t == 18:
+        for _ in range(c.count("quicklist node count")):
+            if t == 18:
+                c.length("quicklist container")
+            _skim_string(c)
+    elif t == 22 and valkey:
+        for _ in range(c.count("hash field count")):
+            _skim_string(c)
+            _skim_string(c)
+            c.take(8)
+    elif t == 22 or t == 24:
+        if t == 24:
+            c.take(8)
+        for _ in range(c.count("hash field count")):
+            c.length("hash field TTL")
+            _skim_string(c)
+            _skim_string(c)
+    elif t in (15, 19, 21, 26):
+        for _ in range(c.count("stream listpack count")):
+            _skim_string(c)
+            _skim_string(c)
+        for _ in range(3 if t == 15 else 8):
+            c.length("stream metadata")
+        for _ in range(c.count("stream group count")):
+            _skim_string(c)
+            for _ in range(2 if t == 15 else 3):
+                c.length("group metadata")
+            for _ in range(c.count("group PEL size")):
+                c.take(24)
+                c.length("PEL delivery count")
+            for _ in range(c.count("group consumer count")):
+                _skim_string(c)
+                c.take(16 if t in (21, 26) else 8)
+                c.take(16 * c.count("consumer PEL size"))
+        if t == 26:
+            c.length("IDMP duration")
+            c.length("IDMP max size")
+            for _ in range(c.count("IDMP producer count")):
+                _skim_string(c)
+                for _ in range(c.count("IDMP entry count")):
+                    _skim_string(c)
+                    c.length("IDMP stream ID ms")
+                    c.length("IDMP stream ID seq")
+            c.length("IDMP iids added")
+            c.length("IDMP iids duplicates")
+    else:
+        raise _Bad(f"type {t}")  # the full parse reports it
 
 
 # --------------------------------------------------------------------------- one value

@@ -1,0 +1,479 @@
+"""A store in an S3 bucket (or any S3-compatible endpoint) through boto3.
+
+Keys live under an optional prefix: key ``a/b`` in ``s3://bucket/snaps`` is
+the S3 object ``snaps/a/b``. Credentials come from boto3's normal chain; every
+other setting is an :class:`~rdbkit.storage.transfer.UploadConfig`.
+
+Puts: a source no larger than one part goes up in a single PutObject.
+Anything larger is a multipart upload: the source is cut into parts (sized by
+:func:`~rdbkit.storage.transfer.part_size_at`), and a thread pool uploads up
+to ``max_concurrency`` of them at once while a semaphore keeps at most
+``max_parts_in_flight`` parts in memory. Each PUT and part carries an S3
+additional checksum (CRC32 by default) that S3 verifies. On any failure --
+an S3 error, the source raising, KeyboardInterrupt -- the in-flight parts are
+waited for and the upload is aborted, so no parts are left behind; then
+Exceptions surface as StorageError and other BaseExceptions re-raise as they
+are (as in LocalStore). The object becomes visible only on
+CompleteMultipartUpload, so a reader never sees part of it.
+
+Exclusive puts send ``If-None-Match: *`` on PutObject and
+CompleteMultipartUpload, which S3 (and moto) honour atomically: of two racing
+writers exactly one wins. A HEAD before the upload also refuses a name that
+already exists without uploading anything. With
+``conditional_writes=False`` (endpoints without conditional writes) that HEAD
+is the only check: a check-then-write, racy between two writers.
+
+Checksums: the sha256 of the bytes is computed while streaming and returned
+by put(). A single PutObject also stores it as user metadata
+``x-amz-meta-rdbkit-sha256``, which head() reports and get() verifies when
+the stream is read to its end. A multipart upload cannot: its metadata is
+fixed by CreateMultipartUpload, before the bytes are seen, so head() reports
+None and the catalog manifest is where the checksum lives (S3 still verifies
+every part's CRC). list() reports None for every object, since S3 listings
+carry no user metadata; head() one object to get it.
+
+Not yet: parallel ranged GETs for restore. get() is one streaming GET.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import fields, replace
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, BinaryIO
+
+try:
+    import boto3
+    import botocore.config
+    from botocore.exceptions import BotoCoreError, ClientError
+except ImportError as _exc:  # pragma: no cover - exercised only without boto3
+    raise ImportError("the S3 store needs boto3: pip install boto3") from _exc
+
+from rdbkit.errors import ObjectNotFoundError, StorageError
+from rdbkit.storage.base import (
+    CHUNK_SIZE,
+    ObjectInfo,
+    Source,
+    Store,
+    iter_chunks,
+    validate_key,
+    validate_prefix,
+)
+from rdbkit.storage.transfer import MAX_PARTS, UploadConfig, part_size_at, part_size_for
+
+_log = logging.getLogger(__name__)
+
+#: User metadata name (S3 sends it as x-amz-meta-rdbkit-sha256).
+SHA256_METADATA = "rdbkit-sha256"
+
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_EXISTS = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+_CONFIG_FIELDS = {f.name for f in fields(UploadConfig)}
+
+
+class S3Store(Store):
+    """Objects in ``bucket`` under ``prefix``; see the module docstring."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        config: UploadConfig | None = None,
+        client: Any = None,
+        **settings: Any,
+    ) -> None:
+        """Open the store; ``settings`` override fields of ``config`` (endpoint_url=...).
+
+        ``client`` is a boto3 S3 client to use instead of making one (its own
+        endpoint, region and retry settings then apply). Raises ValueError for
+        an unknown or invalid setting. No request is made here.
+        """
+        unknown = set(settings) - _CONFIG_FIELDS
+        if unknown:
+            raise ValueError(f"unknown S3 store setting(s): {', '.join(sorted(unknown))}")
+        if not bucket:
+            raise StorageError("an S3 store needs a bucket")
+        self.bucket = bucket
+        self.prefix = validate_prefix(prefix.strip("/"))
+        self.config = replace(config or UploadConfig(), **settings)
+        if client is None:
+            session = boto3.session.Session()
+            client = session.client(
+                "s3",
+                endpoint_url=self.config.endpoint_url,
+                region_name=self.config.region_name,
+                config=botocore.config.Config(
+                    retries={"mode": "standard", "max_attempts": self.config.retries},
+                    max_pool_connections=max(10, self.config.max_concurrency),
+                ),
+            )
+        self.client = client
+
+    def __repr__(self) -> str:
+        where = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+        return f"S3Store({where!r})"
+
+    # -- naming and common request arguments --------------------------------
+
+    def _name(self, key: str) -> str:
+        validate_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _args(self, name: str | None = None, **extra: Any) -> dict[str, Any]:
+        args: dict[str, Any] = {"Bucket": self.bucket}
+        if name is not None:
+            args["Key"] = name
+        if self.config.expected_bucket_owner is not None:
+            args["ExpectedBucketOwner"] = self.config.expected_bucket_owner
+        args.update(extra)
+        return args
+
+    def _write_args(self) -> dict[str, Any]:
+        """Arguments shared by PutObject and CreateMultipartUpload."""
+        args: dict[str, Any] = {}
+        if self.config.checksum_algorithm:
+            args["ChecksumAlgorithm"] = self.config.checksum_algorithm
+        if self.config.sse:
+            args["ServerSideEncryption"] = self.config.sse
+        if self.config.sse_kms_key_id:
+            args["SSEKMSKeyId"] = self.config.sse_kms_key_id
+        return args
+
+    def _error(self, exc: Exception, action: str, key: str) -> StorageError:
+        where = f"{key!r} in {self}"
+        if isinstance(exc, ClientError):
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in _NOT_FOUND:
+                return ObjectNotFoundError(f"no object {where}")
+            if action == "put" and code in _EXISTS:
+                return StorageError(f"cannot put {where}: it already exists")
+        return StorageError(f"cannot {action} {where}: {exc}")
+
+    # -- put -----------------------------------------------------------------
+
+    def put(
+        self, key: str, data: Source, *, size_hint: int | None = None, exclusive: bool = False
+    ) -> ObjectInfo:
+        """Upload ``data`` under ``key``: one PutObject or a multipart upload.
+
+        ``size_hint`` sizes the parts (see :func:`part_size_for`); a stream
+        longer than announced still works, with growing parts.
+        """
+        name = self._name(key)
+        try:
+            part_size_for(size_hint, self.config.part_size)  # refuse > 5 TiB up front
+            if exclusive and self._exists_name(name, key):
+                raise StorageError(f"cannot put {key!r} in {self}: it already exists")
+            digest = hashlib.sha256()
+            reader = _PartReader(iter_chunks(data), digest)
+            first_size = part_size_at(1, size_hint, self.config.part_size)
+            first = reader.read(first_size)
+            if len(first) < first_size or reader.at_eof():
+                checksum = "sha256:" + digest.hexdigest()
+                response = self._put_single(name, first, checksum, exclusive)
+            else:
+                response = self._put_multipart(name, first, reader, size_hint, exclusive)
+                checksum = "sha256:" + digest.hexdigest()
+        except BaseException as exc:
+            if isinstance(exc, StorageError) or not isinstance(exc, Exception):
+                raise  # KeyboardInterrupt and friends pass through unchanged
+            raise self._error(exc, "put", key) from exc
+        return ObjectInfo(
+            key=key, size=reader.total, modified_at=_response_time(response), checksum=checksum
+        )
+
+    def _exists_name(self, name: str, key: str) -> bool:
+        try:
+            self.client.head_object(**self._args(name))
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) in _NOT_FOUND:
+                return False
+            raise
+        return True
+
+    def _put_single(self, name: str, body: bytes, checksum: str, exclusive: bool) -> dict:
+        args = self._args(
+            name, Body=body, Metadata={SHA256_METADATA: checksum}, **self._write_args()
+        )
+        if exclusive and self.config.conditional_writes:
+            args["IfNoneMatch"] = "*"
+        return self.client.put_object(**args)
+
+    def _put_multipart(
+        self,
+        name: str,
+        first: bytes,
+        reader: _PartReader,
+        size_hint: int | None,
+        exclusive: bool,
+    ) -> dict:
+        create = self.client.create_multipart_upload(**self._args(name, **self._write_args()))
+        upload_id = create["UploadId"]
+        in_flight = threading.BoundedSemaphore(self.config.max_parts_in_flight)
+        executor = ThreadPoolExecutor(
+            max_workers=self.config.max_concurrency, thread_name_prefix="rdbkit-s3-part"
+        )
+        pending: list[Future] = []
+        done: list[dict] = []
+        try:
+            in_flight.acquire()
+            pending.append(executor.submit(self._upload_part, name, upload_id, 1, first, in_flight))
+            del first
+            number = 1
+            while not reader.at_eof():
+                number += 1
+                if number > MAX_PARTS:
+                    raise StorageError(
+                        f"upload of {name!r} needs more than {MAX_PARTS} parts; "
+                        "pass a size_hint or a larger part_size"
+                    )
+                pending = _collect(pending, done)  # fail fast on a part's error
+                in_flight.acquire()
+                try:
+                    body = reader.read(part_size_at(number, size_hint, self.config.part_size))
+                except BaseException:
+                    in_flight.release()
+                    raise
+                pending.append(
+                    executor.submit(self._upload_part, name, upload_id, number, body, in_flight)
+                )
+                del body
+            for future in pending:
+                done.append(future.result())
+            done.sort(key=lambda part: part["PartNumber"])
+            args = self._args(name, UploadId=upload_id, MultipartUpload={"Parts": done})
+            if exclusive and self.config.conditional_writes:
+                args["IfNoneMatch"] = "*"
+            return self.client.complete_multipart_upload(**args)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            executor.shutdown(wait=True, cancel_futures=True)  # no part may land after the abort
+            self._abort(name, upload_id)
+            raise
+        finally:
+            executor.shutdown(wait=True)
+
+    def _upload_part(
+        self, name: str, upload_id: str, number: int, body: bytes, in_flight: threading.Semaphore
+    ) -> dict:
+        try:
+            args = self._args(name, UploadId=upload_id, PartNumber=number, Body=body)
+            algorithm = self.config.checksum_algorithm
+            if algorithm:
+                args["ChecksumAlgorithm"] = algorithm
+            response = self.client.upload_part(**args)
+        finally:
+            del body
+            in_flight.release()
+        part = {"PartNumber": number, "ETag": response["ETag"]}
+        if algorithm and f"Checksum{algorithm}" in response:
+            part[f"Checksum{algorithm}"] = response[f"Checksum{algorithm}"]
+        return part
+
+    def _abort(self, name: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(**self._args(name, UploadId=upload_id))
+        except (ClientError, BotoCoreError) as exc:
+            # Cannot raise over the original failure; `rdbkit gc` cleans these.
+            _log.warning("could not abort multipart upload %s of %r: %s", upload_id, name, exc)
+
+    # -- reads ---------------------------------------------------------------
+
+    def get(self, key: str) -> BinaryIO:
+        """Open the object as a stream; a recorded sha256 is verified at its end."""
+        name = self._name(key)
+        try:
+            response = self.client.get_object(**self._args(name))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "get", key) from exc
+        expected = response.get("Metadata", {}).get(SHA256_METADATA)
+        raw = _S3Reader(response["Body"], key, expected, response.get("ContentLength"))
+        return io.BufferedReader(raw, buffer_size=CHUNK_SIZE)  # type: ignore[return-value]
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` in one ranged GET; the bounds must lie within the object."""
+        name = self._name(key)
+        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end):
+            raise StorageError(f"range [{start}, {end}) is not valid for {key!r}")
+        if start == end:
+            size = self.head(key).size
+            if end > size:
+                raise StorageError(
+                    f"range [{start}, {end}) is outside object {key!r} of {size} bytes"
+                )
+            return b""
+        try:
+            response = self.client.get_object(**self._args(name, Range=f"bytes={start}-{end - 1}"))
+            data = response["Body"].read()
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) == "InvalidRange":
+                raise StorageError(f"range [{start}, {end}) is outside object {key!r}") from exc
+            raise self._error(exc, "get", key) from exc
+        except BotoCoreError as exc:
+            raise self._error(exc, "get", key) from exc
+        if len(data) != end - start:
+            raise StorageError(f"range [{start}, {end}) is outside object {key!r}")
+        return data
+
+    def head(self, key: str) -> ObjectInfo:
+        """Size, modification time and (for single-PUT objects) checksum."""
+        name = self._name(key)
+        try:
+            response = self.client.head_object(**self._args(name))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "head", key) from exc
+        return ObjectInfo(
+            key=key,
+            size=response["ContentLength"],
+            modified_at=_utc(response["LastModified"]),
+            checksum=response.get("Metadata", {}).get(SHA256_METADATA),
+        )
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Yield objects under ``prefix`` in key order (checksum None; see the module docstring).
+
+        Object names under the store prefix that are not valid keys are skipped.
+        """
+        validate_prefix(prefix)
+        base = f"{self.prefix}/" if self.prefix else ""
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(**self._args(Prefix=base + prefix)):
+                for obj in page.get("Contents", ()):
+                    key = obj["Key"][len(base) :]
+                    try:
+                        validate_key(key)
+                    except StorageError:
+                        _log.debug("skipping S3 object %r: not a valid key", obj["Key"])
+                        continue
+                    yield ObjectInfo(
+                        key=key, size=obj["Size"], modified_at=_utc(obj["LastModified"])
+                    )
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot list {prefix!r} in {self}: {exc}") from exc
+
+    def delete(self, key: str) -> None:
+        """Delete the object; a missing key is fine."""
+        name = self._name(key)
+        try:
+            self.client.delete_object(**self._args(name))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "delete", key) from exc
+
+
+def _collect(pending: list[Future], done: list[dict]) -> list[Future]:
+    """Move finished parts into ``done`` (raising a part's error); return the rest."""
+    still = []
+    for future in pending:
+        if future.done():
+            done.append(future.result())
+        else:
+            still.append(future)
+    return still
+
+
+class _PartReader:
+    """Cuts a chunk iterator into parts of requested sizes, hashing as it goes."""
+
+    def __init__(self, chunks: Iterator[bytes], digest: Any) -> None:
+        self._chunks = chunks
+        self._digest = digest
+        self._pending = memoryview(b"")
+        self.total = 0
+
+    def at_eof(self) -> bool:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return True
+            self._pending = memoryview(chunk).cast("B")
+        return False
+
+    def read(self, size: int) -> bytes:
+        pieces = []
+        want = size
+        while want and not self.at_eof():
+            piece = self._pending[:want]
+            pieces.append(piece)
+            self._pending = self._pending[len(piece) :]
+            want -= len(piece)
+        data = b"".join(pieces)
+        self._digest.update(data)
+        self.total += len(data)
+        return data
+
+
+class _S3Reader(io.RawIOBase):
+    """A GetObject body as a raw stream: errors become StorageError, sha256 checked at EOF."""
+
+    def __init__(self, body: Any, key: str, expected: str | None, length: int | None) -> None:
+        self._body = body
+        self._key = key
+        self._expected = expected
+        self._length = length
+        self._digest = hashlib.sha256() if expected else None
+        self._seen = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        try:
+            data = self._body.read(len(buffer))
+        except (BotoCoreError, OSError) as exc:
+            raise StorageError(f"reading S3 object {self._key!r} failed: {exc}") from exc
+        n = len(data)
+        buffer[:n] = data
+        self._seen += n
+        if self._digest is not None:
+            self._digest.update(data)
+        if n == 0 and len(buffer):
+            self._check_end()
+        return n
+
+    def _check_end(self) -> None:
+        if self._length is not None and self._seen != self._length:
+            raise StorageError(
+                f"S3 object {self._key!r} ended after {self._seen} of {self._length} bytes"
+            )
+        if self._digest is not None:
+            actual = "sha256:" + self._digest.hexdigest()
+            self._digest = None  # check once
+            if actual != self._expected:
+                raise StorageError(
+                    f"S3 object {self._key!r} is corrupt: "
+                    f"sha256 {actual} != recorded {self._expected}"
+                )
+
+    def close(self) -> None:
+        try:
+            self._body.close()
+        finally:
+            super().close()
+
+
+def _utc(value: datetime) -> datetime:
+    return (
+        value.replace(tzinfo=timezone.utc)
+        if value.tzinfo is None
+        else value.astimezone(timezone.utc)
+    )
+
+
+def _response_time(response: dict) -> datetime:
+    """The server's Date header of a write response (S3 sets LastModified from it)."""
+    date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    if date:
+        try:
+            return _utc(parsedate_to_datetime(date))
+        except (TypeError, ValueError):
+            pass
+    return datetime.now(timezone.utc)

@@ -1,0 +1,384 @@
+"""S3Store against moto's real HTTP server: single and multipart puts, aborts
+that leave no parts, exclusive names, ranged reads, and the part sizing."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import pytest
+
+boto3 = pytest.importorskip("boto3")
+moto_server = pytest.importorskip("moto.server")
+
+from rdbkit.errors import ObjectNotFoundError, StorageError  # noqa: E402
+from rdbkit.storage import CompressedStore, open_store  # noqa: E402
+from rdbkit.storage.s3 import SHA256_METADATA, S3Store  # noqa: E402
+from rdbkit.storage.transfer import (  # noqa: E402
+    MAX_PART_SIZE,
+    MAX_PARTS,
+    MIN_PART_SIZE,
+    GiB,
+    MiB,
+    TiB,
+    UploadConfig,
+    part_size_at,
+    part_size_for,
+)
+
+ACCOUNT = "123456789012"  # moto's default account
+
+
+def chunks(total: int, chunk: int = MiB):
+    """Lazily yield ``total`` pseudo-random bytes; the length is not announced."""
+    block = hashlib.sha256(b"seed").digest() * (chunk // 32)
+    for i in range(0, total, chunk):
+        yield (i.to_bytes(8, "little") + block)[: min(chunk, total - i)]
+
+
+def data_of(total: int) -> bytes:
+    return b"".join(chunks(total))
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def endpoint():
+    """A moto S3 server on a free loopback port, with throwaway credentials."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": "/nonexistent",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        }.items():
+            mp.setenv(name, value)
+        server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        try:
+            host, port = server.get_host_and_port()
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def client(endpoint):
+    return boto3.session.Session().client("s3", endpoint_url=endpoint, region_name="us-east-1")
+
+
+@pytest.fixture
+def bucket(client) -> str:
+    name = f"rdbkit-{uuid.uuid4().hex[:16]}"
+    client.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def store(endpoint, bucket) -> S3Store:
+    return S3Store(bucket, "snaps", endpoint_url=endpoint, part_size=5 * MiB, max_parts_in_flight=3)
+
+
+def uploads(client, bucket) -> list:
+    return client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+
+
+def test_single_put_round_trip_and_head(store, client, bucket):
+    info = store.put("a/shard-0.rdb", [b"hello ", b"world"])
+    assert (info.key, info.size, info.checksum) == ("a/shard-0.rdb", 11, sha(b"hello world"))
+    assert info.modified_at.tzinfo is not None
+    with store.get("a/shard-0.rdb") as f:
+        assert f.read() == b"hello world"
+    head = store.head("a/shard-0.rdb")
+    assert (head.size, head.checksum) == (11, info.checksum)
+    raw = client.head_object(Bucket=bucket, Key="snaps/a/shard-0.rdb")  # under the prefix
+    assert raw["Metadata"][SHA256_METADATA] == info.checksum
+    assert store.exists("a/shard-0.rdb") and not store.exists("a")
+    assert store.put("empty", iter(())).size == 0
+    with store.get("empty") as f:
+        assert f.read() == b""
+
+
+@pytest.mark.parametrize("size_hint", [None, 12 * MiB])
+def test_multipart_unknown_and_known_length(store, client, bucket, size_hint):
+    total = 12 * MiB + 7
+    data = data_of(total)
+    step = 3 * MiB + 1  # chunks that straddle part boundaries
+    info = store.put(
+        "big", (data[i : i + step] for i in range(0, total, step)), size_hint=size_hint
+    )
+    assert (info.size, info.checksum) == (total, sha(data))
+    raw = client.head_object(Bucket=bucket, Key="snaps/big", PartNumber=1)
+    assert raw["PartsCount"] == 3  # 5 + 5 + 2 MiB
+    with store.get("big") as f:
+        assert f.read() == data
+    assert store.head("big").size == total
+    assert uploads(client, bucket) == []
+
+
+def test_multipart_from_one_large_bytes_object(store):
+    data = data_of(11 * MiB)
+    assert store.put("bytes", data).checksum == sha(data)
+    assert store.get_range("bytes", 5 * MiB - 3, 5 * MiB + 3) == data[5 * MiB - 3 : 5 * MiB + 3]
+
+
+def failing_source(after: int, exc: BaseException):
+    yield from chunks(after)
+    raise exc
+
+
+def test_source_raising_midway_aborts_the_upload(store, client, bucket):
+    with pytest.raises(StorageError, match="source broke") as info:
+        store.put("broken", failing_source(11 * MiB, RuntimeError("source broke")))
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert uploads(client, bucket) == []
+    assert not store.exists("broken")
+
+
+def test_keyboard_interrupt_aborts_and_passes_through(store, client, bucket):
+    with pytest.raises(KeyboardInterrupt):
+        store.put("interrupted", failing_source(8 * MiB, KeyboardInterrupt()))
+    assert uploads(client, bucket) == []
+    assert not store.exists("interrupted")
+
+
+def test_small_source_raising_writes_nothing(store, client, bucket):
+    with pytest.raises(StorageError):
+        store.put("small", failing_source(MiB, OSError("disk gone")))
+    assert not store.exists("small") and uploads(client, bucket) == []
+
+
+def test_exclusive_put_of_existing_name_fails(store, client, bucket):
+    store.put("name", b"first")
+    with pytest.raises(StorageError, match="already exists"):
+        store.put("name", b"second", exclusive=True)
+    with pytest.raises(StorageError, match="already exists"):
+        store.put("name", chunks(11 * MiB), exclusive=True)
+    with store.get("name") as f:
+        assert f.read() == b"first"
+    assert uploads(client, bucket) == []
+    assert store.put("fresh", b"x", exclusive=True).size == 1
+
+
+def racing_source(client, bucket: str, total: int):
+    """Yield ``total`` bytes; a rival writer claims the name after the first chunk."""
+    for i, chunk in enumerate(chunks(total)):
+        yield chunk
+        if i == 0:
+            client.put_object(Bucket=bucket, Key="snaps/raced", Body=b"rival")
+
+
+@pytest.mark.parametrize("total", [2 * MiB, 11 * MiB])
+def test_exclusive_put_loses_a_race_atomically(store, client, bucket, total):
+    # The HEAD before the upload saw nothing: only If-None-Match can refuse it.
+    with pytest.raises(StorageError, match="already exists"):
+        store.put("raced", racing_source(client, bucket, total), exclusive=True)
+    with store.get("raced") as f:
+        assert f.read() == b"rival"
+    assert uploads(client, bucket) == []
+
+
+def test_check_then_write_without_conditional_writes(endpoint, bucket):
+    store = S3Store(bucket, endpoint_url=endpoint, conditional_writes=False)
+    store.put("k", b"one", exclusive=True)
+    with pytest.raises(StorageError, match="already exists"):
+        store.put("k", b"two", exclusive=True)
+
+
+def test_ranged_get(store):
+    data = data_of(3 * MiB)
+    store.put("r", data)
+    assert store.get_range("r", 0, 10) == data[:10]
+    assert store.get_range("r", 100, len(data)) == data[100:]
+    assert store.get_range("r", 5, 5) == b""
+    assert store.get_range("r", len(data), len(data)) == b""
+    for start, end in [(0, len(data) + 1), (len(data) + 1, len(data) + 1), (5, 4), (-1, 3)]:
+        with pytest.raises(StorageError):
+            store.get_range("r", start, end)
+    with pytest.raises(ObjectNotFoundError):
+        store.get_range("missing", 0, 1)
+
+
+def test_list_head_delete(store, client, bucket):
+    client.put_object(Bucket=bucket, Key="outside", Body=b"not ours")
+    client.put_object(Bucket=bucket, Key="snaps/bad/../key", Body=b"not a valid key")
+    for key in ["b/2", "a/1", "a/10", "c"]:
+        store.put(key, key.encode())
+    assert [i.key for i in store.list()] == ["a/1", "a/10", "b/2", "c"]
+    assert [(i.key, i.size) for i in store.list("a/")] == [("a/1", 3), ("a/10", 4)]
+    assert [i.key for i in store.list("a/1")] == ["a/1", "a/10"]
+    assert list(store.list("zzz")) == []
+    with pytest.raises(ObjectNotFoundError):
+        store.head("nope")
+    with pytest.raises(ObjectNotFoundError):
+        store.get("nope")
+    store.delete("a/1")
+    store.delete("a/1")  # missing is fine
+    assert not store.exists("a/1")
+    assert [i.key for i in store.list()] == ["a/10", "b/2", "c"]
+    with pytest.raises(StorageError):
+        store.put("../escape", b"x")
+    with pytest.raises(StorageError):
+        list(store.list("/abs"))
+
+
+def test_list_paginates(endpoint, bucket, client):
+    store = S3Store(bucket, endpoint_url=endpoint)
+    for i in range(1005):  # one page holds 1,000
+        client.put_object(Bucket=bucket, Key=f"k/{i:04d}", Body=b"")
+    keys = [i.key for i in store.list("k/")]
+    assert keys == [f"k/{i:04d}" for i in range(1005)]
+
+
+def test_corrupt_object_is_refused_at_end_of_stream(store, client, bucket):
+    store.put("c", b"good bytes")
+    client.put_object(
+        Bucket=bucket,
+        Key="snaps/c",
+        Body=b"evil bytes",
+        Metadata={SHA256_METADATA: sha(b"good bytes")},
+    )
+    with store.get("c") as f, pytest.raises(StorageError, match="corrupt"):
+        f.read()
+
+
+def test_missing_bucket_is_a_storage_error(endpoint):
+    store = S3Store("no-such-bucket-rdbkit", endpoint_url=endpoint)
+    with pytest.raises(StorageError):
+        store.put("k", b"x")
+    with pytest.raises(StorageError):
+        list(store.list())
+
+
+def test_request_options_are_sent(endpoint, bucket):
+    """ExpectedBucketOwner on every request, SSE and checksums on writes."""
+    store = S3Store(
+        bucket,
+        endpoint_url=endpoint,
+        expected_bucket_owner=ACCOUNT,
+        sse="AES256",
+        part_size=5 * MiB,
+    )
+    seen: list[tuple[str, dict]] = []
+
+    def record(request, **_):
+        headers = {
+            k.lower(): v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()
+        }
+        seen.append((request.method, headers))
+
+    store.client.meta.events.register("before-send.s3", record)
+    store.put("small", b"abc")
+    store.put("big", chunks(11 * MiB))
+    store.head("big")
+    store.get_range("big", 0, 1)
+    list(store.list())
+    store.delete("small")
+    assert len(seen) >= 10
+    assert all(h.get("x-amz-expected-bucket-owner") == ACCOUNT for _, h in seen)
+    writes = [h for m, h in seen if m == "PUT"]  # PutObject and each UploadPart
+    assert len(writes) == 4
+    assert all(
+        "x-amz-checksum-crc32" in h or h.get("x-amz-trailer") == "x-amz-checksum-crc32"
+        for h in writes
+    )
+    raw = store.client.head_object(Bucket=bucket, Key="big")
+    assert raw["ServerSideEncryption"] == "AES256"
+
+
+def test_open_store_s3_with_lz4(endpoint, bucket):
+    plain = open_store(f"s3://{bucket}/pre/fix", endpoint_url=endpoint)
+    assert isinstance(plain, S3Store) and plain.prefix == "pre/fix"
+    plain.put("x", b"plain")
+    assert [i.key for i in plain.list()] == ["x"]
+    packed = open_store(
+        f"s3://{bucket}/pre/fix", compression="lz4", endpoint_url=endpoint, part_size=5 * MiB
+    )
+    assert isinstance(packed, CompressedStore)
+    data = data_of(12 * MiB) + bytes(8 * MiB)
+    info = packed.put("snap.rdb", iter([data[i : i + MiB] for i in range(0, len(data), MiB)]))
+    assert 0 < info.size < len(data)
+    with packed.get("snap.rdb") as f:
+        assert f.read() == data
+    with pytest.raises(ValueError, match="unknown S3 store setting"):
+        open_store(f"s3://{bucket}", endpont_url=endpoint)
+
+
+# -- configuration and part sizing (pure computation) -------------------------
+
+
+def test_upload_config_validates():
+    cfg = UploadConfig()
+    assert (cfg.part_size, cfg.checksum_algorithm, cfg.max_parts_in_flight) == (
+        8 * MiB,
+        "CRC32",
+        10,
+    )
+    with pytest.raises(AttributeError):
+        cfg.part_size = 1  # type: ignore[misc]
+    for bad in [
+        {"part_size": 4 * MiB},
+        {"part_size": 6 * GiB},
+        {"max_parts_in_flight": 0},
+        {"max_concurrency": 0},
+        {"checksum_algorithm": "MD5"},
+        {"sse": "des"},
+        {"sse": "AES256", "sse_kms_key_id": "k"},
+        {"expected_bucket_owner": "me"},
+        {"retries": 0},
+        {"part_size": True},
+    ]:
+        with pytest.raises(ValueError):
+            UploadConfig(**bad)
+    UploadConfig(sse="aws:kms", sse_kms_key_id="alias/x", checksum_algorithm=None)
+
+
+def test_five_tib_fits_in_ten_thousand_parts():
+    size = part_size_for(5 * TiB)
+    assert MIN_PART_SIZE <= size <= MAX_PART_SIZE
+    assert -(-5 * TiB // size) <= MAX_PARTS
+    parts = -(-5 * TiB // size)
+    assert all(part_size_at(n, 5 * TiB) == size for n in (1, parts // 2, parts))
+    for total in [0, 1, 8 * MiB, 80 * GiB, 78 * GiB + 1, TiB, 5 * TiB]:
+        s = part_size_for(total)
+        assert MIN_PART_SIZE <= s <= MAX_PART_SIZE and -(-total // s) <= MAX_PARTS
+    assert part_size_for(80 * GiB) == 16 * MiB  # doubled once: 8 MiB would need 10,240 parts
+    with pytest.raises(StorageError):
+        part_size_for(5 * TiB + 1)
+
+
+def test_unknown_size_doubles_every_thousand_parts():
+    sizes = [part_size_at(n, None) for n in range(1, MAX_PARTS + 1)]
+    assert sizes[0] == sizes[999] == 8 * MiB and sizes[1000] == 16 * MiB
+    assert all(MIN_PART_SIZE <= s <= MAX_PART_SIZE for s in sizes)
+    assert sum(sizes) >= 5 * TiB  # 8 MiB start reaches past S3's object limit
+    with pytest.raises(StorageError):
+        part_size_at(MAX_PARTS + 1, None)
+
+
+def test_stream_longer_than_its_hint_gets_growing_parts():
+    base = part_size_for(GiB)
+    planned = -(-GiB // base)
+    assert part_size_at(planned, GiB) == base == part_size_at(planned + 1000, GiB)
+    assert part_size_at(planned + 1001, GiB) == 2 * base
+
+
+def test_part_failing_in_a_worker_fails_the_put(store, client, bucket):
+    """S3 itself rejects a part (the upload vanished): StorageError, nothing left."""
+
+    def source():
+        yield from chunks(6 * MiB)
+        for upload in uploads(client, bucket):  # a rival (say `rdbkit gc`) aborts it
+            client.abort_multipart_upload(
+                Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+            )
+        yield from chunks(6 * MiB)
+
+    # moto answers 500 here (real S3: 404 NoSuchUpload); either way the put fails.
+    with pytest.raises(StorageError, match="UploadPart"):
+        store.put("vanished", source())
+    assert uploads(client, bucket) == [] and not store.exists("vanished")
