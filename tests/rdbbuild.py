@@ -6,6 +6,7 @@ test can state its input byte by byte and know every offset.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 
@@ -192,3 +193,17 @@ def stream_node(master: tuple[int, int], master_fields: list[bytes], entries: li
             flat = [x for pair in fields for x in pair]
             els += [flags, ms_d, seq_d, len(fields), *flat, 2 * len(fields) + 4]
     return string(stream_id(*master)) + string(listpack(els))
+
+
+@dataclasses.dataclass
+class E:
+    """A minimal entry for the encoder tests: the attributes Encoder.write reads."""
+
+    key: bytes
+    type: str
+    value: object
+    db: int = 0
+    expire_ms: int | None = None
+    idle: int | None = None
+    freq: int | None = None
+    field_expires: dict | None = None

@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rdbbuild import E
 from datasets import field_expires_view, function_codes, server_view, write_dataset, _raw_client, _value
 from servers import SERVERS, running_server
 from rdbkit.codec.model import (
@@ -60,18 +61,6 @@ def enc(request):
     return module
 
 
-@dataclasses.dataclass
-class E:
-    """A minimal entry: the attributes Encoder.write reads."""
-
-    key: bytes
-    type: str
-    value: object
-    db: int = 0
-    expire_ms: int | None = None
-    idle: int | None = None
-    freq: int | None = None
-    field_expires: dict | None = None
 
 
 def encode_file(codec, entries, version, *, functions=(), aux=None, **kwargs) -> tuple[bytes, list]:

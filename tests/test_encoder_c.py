@@ -30,6 +30,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rdbbuild import E
 from datasets import server_view
 from rdbkit import _codec as C
 from rdbkit import _pycodec as P
@@ -51,18 +52,6 @@ VERSIONS = (6, 7, 8, 9, 10, 11, 12, 80)
 PYENC = importlib.import_module("rdbkit._pyencoder")
 
 
-@dataclasses.dataclass
-class E:
-    """What Encoder.write reads from an entry."""
-
-    key: bytes
-    type: str
-    value: object
-    db: int = 0
-    expire_ms: int | None = None
-    idle: int | None = None
-    freq: int | None = None
-    field_expires: dict | None = None
 
 
 def encode(entries, version, codec=C, **kwargs) -> tuple[bytes, list]:
