@@ -5,6 +5,7 @@
 #   bash bench/run.sh --keys 1000000         # the README table (~775 MB RDB); any compare.py options
 #   bash bench/run.sh compare [options]      # the table only
 #   bash bench/run.sh micro [pytest args]    # pytest-benchmark micro-benchmarks only
+#   bash bench/run.sh s3 [options]           # S3 store vs boto3 transfers (bench/s3_compare.py --help)
 #
 # Uses the repository's .venv (RDBKIT_VENV overrides) as `bash tasks.sh setup`
 # makes it (which also rebuilds the C extension when ext/ changed) and adds the
@@ -49,8 +50,12 @@ case "${1:-}" in
         shift
         run_micro "$@"
         ;;
+    s3)
+        shift
+        "$PY" bench/s3_compare.py "$@"
+        ;;
     -h|--help)
-        sed -n '2,11p' "$0"
+        sed -n '2,12p' "$0"
         run_compare --help
         ;;
     *)

@@ -40,7 +40,7 @@ class RdbkitGroup(click.Group):
 @click.version_option(rdbkit.__version__, prog_name="rdbkit",
                       message=f"%(prog)s %(version)s (codec: {rdbkit.IMPLEMENTATION})")
 def cli() -> None:
-    """rdbkit: inspect, verify and convert Redis/Valkey RDB snapshots."""
+    """rdbkit: inspect, verify, convert and catalog Redis/Valkey RDB snapshots."""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,11 +48,13 @@ def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="rdbkit")
 
 
-from rdbkit.cli import convert, inspect, memory, verify
+from rdbkit.cli import convert, inspect, memory, snapshot, verify
 
 cli.add_command(inspect.inspect_command)
 cli.add_command(verify.verify_command)
 cli.add_command(convert.convert_command)
 cli.add_command(memory.memory_command)
+for command in snapshot.COMMANDS:
+    cli.add_command(command)
 
 __all__ = ["cli", "main"]

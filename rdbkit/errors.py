@@ -63,8 +63,52 @@ class ObjectNotFoundError(StorageError):
     """The store holds no object under the requested key."""
 
 
+class ObjectExistsError(StorageError):
+    """An exclusive put found the key already taken (or lost a race for it)."""
+
+
+class CorruptObjectError(StorageError):
+    """A stored object's bytes fail their own check (recorded sha256, lz4 frame)."""
+
+
 class CatalogError(RdbkitError):
     """A catalog rule was broken (name taken, quota, account, ...)."""
+
+
+class SnapshotNotFoundError(CatalogError):
+    """The catalog holds no snapshot of that name."""
+
+
+class SnapshotExistsError(CatalogError):
+    """A snapshot of that name already exists (or another process just took it)."""
+
+
+class SnapshotChecksumError(CatalogError):
+    """A stored shard does not match the size or sha256 its manifest records."""
+
+
+class PolicyError(CatalogError, ValueError):
+    """A policy setting is outside its allowed range (retention, window, ...)."""
+
+
+class QuotaExceededError(CatalogError):
+    """Too many manual snapshots of a source in the rolling 24 hours.
+
+    ``next_allowed_at`` is when the next one will be accepted (UTC datetime).
+    """
+
+    def __init__(self, message: str, *, next_allowed_at) -> None:
+        super().__init__(message)
+        self.next_allowed_at = next_allowed_at
+
+
+class AccountMismatchError(CatalogError):
+    """A snapshot would move between accounts; ``owner`` and ``other`` name both."""
+
+    def __init__(self, message: str, *, owner: str, other: str) -> None:
+        super().__init__(message)
+        self.owner = owner
+        self.other = other
 
 
 class ProtocolError(RdbkitError):

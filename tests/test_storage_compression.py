@@ -120,3 +120,14 @@ def test_open_store_with_lz4(tmp_path):
         assert f.read() == b"v" * 100
     with pytest.raises(StorageError, match="unknown compression"):
         open_store(str(tmp_path / "s"), compression="zstd")
+
+
+def test_pending_uploads_and_account_are_the_inner_stores(tmp_path):
+    inner = LocalStore(tmp_path / "s", account="acct")
+    store = CompressedStore(inner)
+    (inner.root / ".tmp-abc-snap.rdb").write_bytes(b"partial")
+    (pending,) = store.list_pending()
+    assert (pending.key, pending.upload_id) == ("snap.rdb", ".tmp-abc-snap.rdb")
+    store.abort_pending(pending)
+    assert list(inner.list_pending()) == [] and not any(inner.root.iterdir())
+    assert store.owner_account() == "acct"

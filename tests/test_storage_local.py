@@ -1,8 +1,10 @@
 """LocalStore on the real filesystem: atomic puts, exclusive names, safe keys,
-streaming of unknown length, and what crashes and races leave behind."""
+streaming of unknown length, what crashes and races leave behind (and cleaning it up), and the
+owner account."""
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import signal
 import subprocess
@@ -10,12 +12,13 @@ import sys
 import textwrap
 import time
 import tracemalloc
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from rdbkit.errors import ObjectNotFoundError, StorageError, UrlError
-from rdbkit.storage import LocalStore, open_store
+from rdbkit.storage import LocalStore, PendingUpload, open_store
 from rdbkit.storage.base import TEMP_PREFIX
 
 MiB = 1 << 20
@@ -237,6 +240,12 @@ def test_killed_writer_leaves_nothing_under_the_final_name(store, tmp_path):
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert not (store.root / "snap" / "shard-0.rdb").exists()
+    # What it left is a pending upload, which gc can abort.
+    (pending,) = store.list_pending()
+    assert pending.key == "snap/shard-0.rdb"
+    assert pending.upload_id.startswith(f"snap/{TEMP_PREFIX}")
+    store.abort_pending(pending)
+    assert all_files(store.root) == [] and list(store.list_pending()) == []
     assert not store.exists("snap/shard-0.rdb")
     assert list(store.list()) == []
     # The killed writer's partial temp file is the only thing left, and it is hidden.
@@ -291,3 +300,45 @@ def test_racing_exclusive_puts_have_exactly_one_winner(store, tmp_path):
             data = f.read()
         assert data == (winners[0].encode() * 4096) * 64 * 2
     assert all_files(store.root) == sorted(f"names/n{i}" for i in range(rounds))
+
+
+# --- unfinished uploads and the owner account ------------------------------------------
+
+
+def test_pending_temp_files_are_listed_and_aborted(store):
+    store.put("snap/real", b"1")
+    left = store.root / "snap" / f"{TEMP_PREFIX}k3x_9abc-shard-0.rdb"
+    left.write_bytes(b"partial")
+    top = store.root / f"{TEMP_PREFIX}zzz-top"
+    top.write_bytes(b"partial")
+    pending = list(store.list_pending())
+    assert [(p.key, p.upload_id) for p in pending] == [
+        ("snap/shard-0.rdb", f"snap/{TEMP_PREFIX}k3x_9abc-shard-0.rdb"),
+        ("top", f"{TEMP_PREFIX}zzz-top"),
+    ]
+    assert abs(pending[0].started_at.timestamp() - left.stat().st_mtime) < 1e-3
+    assert pending[0].started_at.tzinfo is not None
+    assert [p.key for p in store.list_pending("snap/")] == ["snap/shard-0.rdb"]
+    assert list(store.list_pending("nope/")) == []
+    store.abort_pending(pending[0])
+    store.abort_pending(pending[0])  # already gone: fine
+    assert all_files(store.root) == [f"{TEMP_PREFIX}zzz-top", "snap/real"]
+    assert [p.key for p in store.list_pending()] == ["top"]
+
+
+def test_abort_pending_never_removes_an_object(store):
+    store.put("a/obj", b"1")
+    for upload_id in ["a/obj", "../x", f"/{TEMP_PREFIX}x-y", f"a/../{TEMP_PREFIX}x-y"]:
+        with pytest.raises(StorageError, match="not a pending upload"):
+            store.abort_pending(PendingUpload("a/obj", upload_id, datetime.now(timezone.utc)))
+    assert all_files(store.root) == ["a/obj"]
+
+
+def test_owner_account(tmp_path):
+    assert LocalStore(tmp_path / "a", account="acct-7").owner_account() == "acct-7"
+    assert open_store(str(tmp_path / "b"), account="acct-8").owner_account() == "acct-8"
+    assert open_store(str(tmp_path / "c"), compression="lz4", account="x").owner_account() == "x"
+    default = LocalStore(tmp_path / "d").owner_account()
+    assert default == getpass.getuser()
+    with pytest.raises(ValueError):
+        LocalStore(tmp_path / "e", account="")

@@ -1,9 +1,12 @@
 """S3Store against real HTTP endpoints (moto's server and SeaweedFS): single and multipart puts, aborts
-that leave no parts, exclusive names, ranged reads, and the part sizing."""
+that leave no parts, exclusive names, ranged reads, parallel ranged gets, unfinished uploads, the
+owner account, and the part sizing."""
 
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 import uuid
 
 import pytest
@@ -13,8 +16,8 @@ import botocore.exceptions  # noqa: E402
 
 from s3servers import S3Endpoint, aws_env, moto_s3, seaweedfs_s3  # noqa: E402,F401
 from rdbkit.errors import ObjectNotFoundError, StorageError  # noqa: E402
-from rdbkit.storage import CompressedStore, open_store  # noqa: E402
-from rdbkit.storage.s3 import SHA256_METADATA, S3Store  # noqa: E402
+from rdbkit.storage import CompressedStore, PendingUpload, open_store  # noqa: E402
+from rdbkit.storage.s3 import RANGE_THREAD_PREFIX, SHA256_METADATA, S3Store  # noqa: E402
 from rdbkit.storage.transfer import (  # noqa: E402
     MAX_PART_SIZE,
     MAX_PARTS,
@@ -388,3 +391,202 @@ def test_part_failing_in_a_worker_fails_the_put(store, client, bucket):
     with pytest.raises(StorageError, match="UploadPart"):
         store.put("vanished", source())
     assert uploads(client, bucket) == [] and not store.exists("vanished")
+
+
+# -- parallel ranged gets -------------------------------------------------------
+
+
+class CountingStore(S3Store):
+    """An S3Store that records its range fetches (the hook get() runs in its threads)."""
+
+    def __init__(self, *args, delay: float = 0.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.delay = delay
+        self.lock = threading.Lock()
+        self.fetched: list[int] = []
+        self.running = 0
+        self.peak_running = 0
+
+    def _fetch_range(self, name, key, start, end, etag, cancel, body=None):
+        with self.lock:
+            self.running += 1
+            self.peak_running = max(self.peak_running, self.running)
+        try:
+            time.sleep(self.delay)
+            data = super()._fetch_range(name, key, start, end, etag, cancel, body)
+            if data is not None:
+                with self.lock:
+                    self.fetched.append(start)
+            return data
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def range_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(RANGE_THREAD_PREFIX)]
+
+
+@pytest.fixture
+def ranged(endpoint, bucket) -> CountingStore:
+    return CountingStore(
+        bucket, "r", endpoint_url=endpoint, part_size=5 * MiB, max_parts_in_flight=2,
+        max_concurrency=3,
+    )
+
+
+@pytest.mark.parametrize("total", [5 * MiB + 1, 15 * MiB, 17 * MiB - 3])
+def test_get_of_several_parts_is_byte_identical(ranged, total):
+    data = data_of(total)
+    ranged.put("obj", data)
+    with ranged.get("obj") as f:
+        assert f.raw.peak_held >= 1  # the ranged reader, not the single GET
+        assert f.read() == data
+        assert f.read() == b""
+    assert sorted(ranged.fetched) == list(range(0, total, 5 * MiB))
+    assert range_threads() == []
+
+
+def test_small_objects_stream_from_one_get(ranged, client, bucket):
+    data = data_of(5 * MiB)  # exactly one part
+    ranged.put("one", data)
+    ranged.put("empty", b"")
+    with ranged.get("one") as f:
+        assert not hasattr(f.raw, "peak_held") and f.read() == data
+    with ranged.get("empty") as f:
+        assert f.read() == b""
+    assert ranged.fetched == []
+
+
+def test_recorded_sha256_is_checked_after_ranged_reads(ranged, client, bucket):
+    data = data_of(11 * MiB)
+    client.put_object(Bucket=bucket, Key="r/good", Body=data, Metadata={SHA256_METADATA: sha(data)})
+    with ranged.get("good") as f:
+        assert f.read() == data
+    client.put_object(Bucket=bucket, Key="r/bad", Body=data, Metadata={SHA256_METADATA: sha(b"x")})
+    with ranged.get("bad") as f, pytest.raises(StorageError, match="corrupt"):
+        f.read()
+
+
+def test_ranged_get_holds_at_most_max_parts_in_flight(endpoint, bucket):
+    """A slow reader: prefetch fills the window and stops; fetches stay within max_concurrency."""
+    store = CountingStore(
+        bucket, endpoint_url=endpoint, part_size=5 * MiB, max_parts_in_flight=3,
+        max_concurrency=2, delay=0.05,
+    )
+    total = 6 * 5 * MiB + 5
+    data = data_of(total)
+    store.put("obj", data)
+    out = bytearray()
+    with store.get("obj") as f:
+        raw = f.raw
+        while chunk := f.read(MiB):
+            assert raw.held <= 3
+            out += chunk
+            time.sleep(0.005)
+        assert raw.peak_held == 3  # the window was used, and never exceeded
+    assert out == data
+    assert store.peak_running <= 2
+    assert range_threads() == []
+
+
+def test_close_midway_cancels_and_leaves_no_threads(endpoint, bucket):
+    store = CountingStore(
+        bucket, endpoint_url=endpoint, part_size=5 * MiB, max_parts_in_flight=2, delay=0.2
+    )
+    data = data_of(5 * 5 * MiB)
+    store.put("obj", data)
+    f = store.get("obj")
+    assert f.read(10) == data[:10]
+    f.close()
+    assert range_threads() == []
+    assert len(store.fetched) <= 2 < 5  # ranges beyond the window were never fetched
+    with pytest.raises(ValueError):
+        f.read(1)
+
+
+def test_object_replaced_midway_fails_instead_of_mixing(server, client, bucket):
+    """Later ranges send If-Match with the first answer's ETag (moto and SeaweedFS honour it)."""
+    store = S3Store(
+        bucket, endpoint_url=server.url, part_size=5 * MiB, max_parts_in_flight=1
+    )
+    old, new = data_of(11 * MiB), bytes(11 * MiB)
+    store.put("obj", old)
+    with store.get("obj") as f:
+        assert f.read(MiB) == old[:MiB]  # only the first range has been asked for
+        client.put_object(Bucket=bucket, Key="obj", Body=new)
+        with pytest.raises(StorageError, match="changed while it was read"):
+            f.read()
+    assert range_threads() == []
+    with store.get("obj") as f:
+        assert f.read() == new
+
+
+def test_object_deleted_midway_is_not_found(client, bucket, endpoint):
+    store = S3Store(bucket, endpoint_url=endpoint, part_size=5 * MiB, max_parts_in_flight=1)
+    store.put("obj", data_of(11 * MiB))
+    with store.get("obj") as f:
+        f.read(1)
+        store.delete("obj")
+        with pytest.raises(StorageError):
+            f.read()
+
+
+# -- unfinished uploads and the owner account -------------------------------------
+
+
+def leave_upload(client, bucket: str, name: str) -> str:
+    """Start a multipart upload and send one part, as a writer that then crashed would."""
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=name)["UploadId"]
+    client.upload_part(Bucket=bucket, Key=name, UploadId=upload_id, PartNumber=1, Body=b"x" * 1000)
+    return upload_id
+
+
+def test_list_and_abort_pending(server, store, client, bucket):
+    kept = leave_upload(client, bucket, "snaps/a/shard-0.rdb")
+    other = leave_upload(client, bucket, "snaps/b/shard-0.rdb")
+    leave_upload(client, bucket, "outside/x")  # not under the store prefix
+    # S3 and moto list in key order; SeaweedFS does not (the interface promises no order).
+    pending = sorted(store.list_pending(), key=lambda p: p.key)
+    assert [(p.key, p.upload_id) for p in pending] == [
+        ("a/shard-0.rdb", kept),
+        ("b/shard-0.rdb", other),
+    ]
+    assert all(p.started_at.tzinfo is not None for p in pending)
+    # moto reports a fixed Initiated time (2010-11-10); SeaweedFS the real one.
+    if server.name == "seaweedfs":
+        assert abs(time.time() - pending[0].started_at.timestamp()) < 300
+    assert [p.key for p in store.list_pending("a/")] == ["a/shard-0.rdb"]
+    assert list(store.list_pending("zz")) == []
+    assert list(store.list()) == []  # never objects
+    store.abort_pending(pending[0])
+    store.abort_pending(pending[0])  # already gone: fine
+    store.abort_pending(PendingUpload("a/x", "no-such-upload", pending[0].started_at))
+    assert [p.key for p in store.list_pending()] == ["b/shard-0.rdb"]
+    CompressedStore(store).abort_pending(pending[1])  # delegates
+    assert list(CompressedStore(store).list_pending()) == []
+    assert [u["Key"] for u in uploads(client, bucket)] == ["outside/x"]
+    with pytest.raises(StorageError):
+        list(store.list_pending("../x"))
+
+
+def test_owner_account(server, endpoint, bucket):
+    assert S3Store(bucket, endpoint_url=endpoint, account="acct-1").owner_account() == "acct-1"
+    assert S3Store(
+        bucket, endpoint_url=endpoint, account="acct-1", expected_bucket_owner=ACCOUNT
+    ).owner_account() == "acct-1"
+    owned = S3Store(bucket, endpoint_url=endpoint, expected_bucket_owner=ACCOUNT)
+    assert owned.owner_account() == ACCOUNT
+    assert open_store(f"s3://{bucket}", endpoint_url=endpoint, account="a2").owner_account() == "a2"
+    assert open_store(
+        f"s3://{bucket}", compression="lz4", endpoint_url=endpoint, account="a3"
+    ).owner_account() == "a3"
+    asks_sts = S3Store(bucket, endpoint_url=endpoint, sts_endpoint_url=endpoint, retries=1)
+    if server.name == "moto":  # moto answers STS at its own URL
+        assert asks_sts.owner_account() == ACCOUNT
+        assert asks_sts.owner_account() == ACCOUNT  # cached
+    else:  # SeaweedFS has no STS
+        with pytest.raises(StorageError, match="set account="):
+            asks_sts.owner_account()
+    with pytest.raises(ValueError):
+        UploadConfig(account="")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from rdbkit.errors import StorageError
-from rdbkit.storage.base import ObjectInfo, Source, Store, validate_key
+from rdbkit.storage.base import ObjectInfo, PendingUpload, Source, Store, validate_key
 from rdbkit.storage.compression import CompressedStore
 from rdbkit.storage.local import LocalStore
 from rdbkit.storage.transfer import UploadConfig
@@ -23,6 +23,7 @@ __all__ = [
     "CompressedStore",
     "LocalStore",
     "ObjectInfo",
+    "PendingUpload",
     "Source",
     "Store",
     "UploadConfig",
@@ -33,6 +34,9 @@ __all__ = [
 
 def open_store(url: str | Url, *, compression: str | None = None, **config: Any) -> Store:
     """Open the store ``url`` names; ``config`` goes to the store's constructor.
+
+    ``account=`` names the owner account for either kind of store (see
+    :meth:`Store.owner_account`).
 
     Raises UrlError for an unparsable URL and StorageError for a URL that is
     not a store (redis://...), an S3 URL without boto3 installed, or an

@@ -3,6 +3,11 @@
 Every store maps '/'-separated relative keys to immutable objects. A put
 takes a stream of unknown length and makes the object visible all at once or
 not at all; a get returns a binary stream the caller closes.
+
+A writer that dies mid-put can leave an unfinished upload behind (a
+temporary file, an S3 multipart upload): never an object, but it takes
+space. list_pending() finds those and abort_pending() removes one, so a
+garbage collector can clean up after crashed writers.
 """
 
 from __future__ import annotations
@@ -38,6 +43,20 @@ class ObjectInfo:
     size: int
     modified_at: datetime
     checksum: str | None = None
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    """An upload that was started and never finished (a crashed writer's leftovers).
+
+    ``key`` is the key it would have created; ``upload_id`` names the upload
+    for abort_pending() (the S3 UploadId; for LocalStore the temporary file's
+    path relative to the root); ``started_at`` is timezone-aware UTC.
+    """
+
+    key: str
+    upload_id: str
+    started_at: datetime
 
 
 def validate_key(key: str) -> str:
@@ -139,3 +158,23 @@ class Store(abc.ABC):
         except ObjectNotFoundError:
             return False
         return True
+
+    def list_pending(self, prefix: str = "") -> Iterator[PendingUpload]:
+        """Yield unfinished uploads whose key starts with ``prefix`` (in no set order).
+
+        A write still in progress is listed too: pick leftovers by
+        ``started_at``. The default, for stores whose puts leave nothing
+        behind, yields nothing.
+        """
+        validate_prefix(prefix)
+        return iter(())
+
+    def abort_pending(self, upload: PendingUpload) -> None:
+        """Remove an unfinished upload; one already gone is not an error."""
+
+    def owner_account(self) -> str:
+        """The account that owns this store's objects (snapshots may not move between accounts).
+
+        Raises StorageError when the store cannot tell.
+        """
+        raise StorageError(f"{self!r} cannot tell which account owns it")

@@ -10,6 +10,8 @@ the start of the object, which would silently turn a cheap ranged GET into a
 full download. Callers that need ranges (parallel restore) must read
 uncompressed objects.
 
+Unfinished uploads and the owner account are those of the inner store.
+
 Sizes and checksums reported by head(), list() and put() are those of the
 stored (compressed) bytes; the catalog's manifest records the compression.
 """
@@ -22,8 +24,15 @@ from typing import BinaryIO
 
 import lz4.frame
 
-from rdbkit.errors import StorageError
-from rdbkit.storage.base import CHUNK_SIZE, ObjectInfo, Source, Store, iter_chunks
+from rdbkit.errors import CorruptObjectError, StorageError
+from rdbkit.storage.base import (
+    CHUNK_SIZE,
+    ObjectInfo,
+    PendingUpload,
+    Source,
+    Store,
+    iter_chunks,
+)
 
 #: Name recorded for this compression (e.g. in manifests).
 COMPRESSION = "lz4"
@@ -93,6 +102,18 @@ class CompressedStore(Store):
         """Whether ``inner`` holds ``key``."""
         return self.inner.exists(key)
 
+    def list_pending(self, prefix: str = "") -> Iterator[PendingUpload]:
+        """The unfinished uploads of ``inner``."""
+        return self.inner.list_pending(prefix)
+
+    def abort_pending(self, upload: PendingUpload) -> None:
+        """Abort an unfinished upload of ``inner``."""
+        self.inner.abort_pending(upload)
+
+    def owner_account(self) -> str:
+        """The account that owns ``inner``."""
+        return self.inner.owner_account()
+
 
 def _lz4_call(fn, *args) -> bytes:
     try:
@@ -124,7 +145,7 @@ class _Lz4Reader(io.RawIOBase):
                     self._pending = self._raw.read(CHUNK_SIZE)
                     if not self._pending:
                         if self._started:
-                            raise StorageError(f"lz4 object {self._key!r} is truncated")
+                            raise CorruptObjectError(f"lz4 object {self._key!r} is truncated")
                         return 0
                 feed, self._pending = self._pending, b""
                 self._started = True
@@ -138,7 +159,7 @@ class _Lz4Reader(io.RawIOBase):
                     buffer[: len(out)] = out
                     return len(out)
         except RuntimeError as exc:
-            raise StorageError(f"lz4 object {self._key!r} is corrupt: {exc}") from exc
+            raise CorruptObjectError(f"lz4 object {self._key!r} is corrupt: {exc}") from exc
 
     def close(self) -> None:
         try:

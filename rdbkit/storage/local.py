@@ -5,7 +5,12 @@ destination directory, fsyncs it, moves it to the final name in one atomic
 step and fsyncs the directory, so a reader (or a crash) sees either the whole
 object or nothing under the final name. A writer killed with SIGKILL can leave
 a temporary file behind; those are never listed and their names can never be
-keys.
+keys. list_pending() reports them (the key is read back from the temporary
+name, so a final name longer than 150 bytes comes back cut) and
+abort_pending() unlinks one.
+
+The owner account is the ``account`` given to the constructor, else the
+local user name.
 
 Checksums: the sha256 of the bytes is computed while streaming and kept in
 the ``user.rdbkit.sha256`` extended attribute, set on the temporary file so it
@@ -16,6 +21,7 @@ returns the checksum, but head() and list() report None.
 from __future__ import annotations
 
 import errno
+import getpass
 import hashlib
 import logging
 import os
@@ -26,10 +32,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
-from rdbkit.errors import ObjectNotFoundError, StorageError
+from rdbkit.errors import ObjectExistsError, ObjectNotFoundError, StorageError
 from rdbkit.storage.base import (
     TEMP_PREFIX,
     ObjectInfo,
+    PendingUpload,
     Source,
     Store,
     iter_chunks,
@@ -48,11 +55,18 @@ _MAX_TEMP_SUFFIX = 150
 class LocalStore(Store):
     """Objects as files under ``root``; keys map to relative paths."""
 
-    def __init__(self, root: str | os.PathLike[str], *, create: bool = True) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, create: bool = True, account: str | None = None
+    ) -> None:
         """Open (and with ``create``, make) the directory ``root``.
 
-        Raises StorageError if it does not exist (or cannot be made) or is not a directory.
+        ``account`` is what owner_account() reports (default: the local user).
+        Raises StorageError if it does not exist (or cannot be made) or is not
+        a directory; ValueError for an empty or non-string ``account``.
         """
+        if account is not None and not (isinstance(account, str) and account):
+            raise ValueError(f"account {account!r} is not a non-empty string")
+        self.account = account
         self.root = Path(root).absolute()
         if self.root.exists() and not self.root.is_dir():
             raise StorageError(f"local store root {self.root} is not a directory")
@@ -101,7 +115,7 @@ class LocalStore(Store):
                 try:
                     os.link(tmp, final)
                 except FileExistsError as exc:
-                    raise StorageError(f"cannot put {key!r}: it already exists in {self.root}") from exc
+                    raise ObjectExistsError(f"cannot put {key!r}: it already exists in {self.root}") from exc
                 os.unlink(tmp)
             else:
                 os.replace(tmp, final)
@@ -193,6 +207,76 @@ class LocalStore(Store):
         except OSError as exc:
             raise StorageError(f"cannot sync directory after deleting {key!r}: {exc}") from exc
 
+    def list_pending(self, prefix: str = "") -> Iterator[PendingUpload]:
+        """Yield temporary files of puts that never finished (or are still running), by key.
+
+        ``upload_id`` is the file's path relative to the root; ``started_at``
+        its modification time (the last write, for a writer still going).
+        """
+        validate_prefix(prefix)
+        start_dir = self.root.joinpath(*prefix.split("/")[:-1])
+        found = []
+        try:
+            for dirpath, dirnames, filenames in os.walk(start_dir):
+                dirnames[:] = [d for d in dirnames if not d.startswith(TEMP_PREFIX)]
+                rel = Path(dirpath).relative_to(self.root).as_posix()
+                for name in filenames:
+                    final = _final_name(name)
+                    if final is None:
+                        continue
+                    key = final if rel == "." else f"{rel}/{final}"
+                    upload_id = name if rel == "." else f"{rel}/{name}"
+                    if key.startswith(prefix):
+                        found.append((key, upload_id))
+        except OSError as exc:
+            raise StorageError(f"cannot list pending {prefix!r} in {self.root}: {exc}") from exc
+        for key, upload_id in sorted(found):
+            try:
+                st = os.stat(self.root / upload_id)
+            except FileNotFoundError:
+                continue  # finished or removed since the walk
+            except OSError as exc:
+                raise StorageError(f"cannot stat {upload_id!r} in {self.root}: {exc}") from exc
+            yield PendingUpload(key=key, upload_id=upload_id, started_at=_mtime(st))
+
+    def abort_pending(self, upload: PendingUpload) -> None:
+        """Unlink the temporary file; one already gone is fine.
+
+        Raises StorageError if ``upload_id`` is not a temporary file's name
+        under the root (so an object can never be removed this way).
+        """
+        parts = upload.upload_id.split("/")
+        if (
+            upload.upload_id.startswith("/")
+            or "\x00" in upload.upload_id
+            or any(p in ("", ".", "..") for p in parts)
+            or _final_name(parts[-1]) is None
+            or any(p.startswith(TEMP_PREFIX) for p in parts[:-1])
+        ):
+            raise StorageError(f"{upload.upload_id!r} is not a pending upload in {self.root}")
+        path = self.root.joinpath(*parts)
+        try:
+            os.unlink(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as exc:
+            raise StorageError(f"cannot remove pending upload {upload.upload_id!r}: {exc}") from exc
+        try:
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot sync directory after aborting {upload.upload_id!r}: {exc}"
+            ) from exc
+
+    def owner_account(self) -> str:
+        """The ``account`` given at construction, else the local user name (or uid)."""
+        if self.account is not None:
+            return self.account
+        try:
+            return getpass.getuser()
+        except Exception:  # noqa: BLE001 - no name for this uid (KeyError or OSError)
+            return str(os.getuid())
+
     def _make_parents(self, directory: Path) -> None:
         """Create missing directories below root, fsyncing each new entry's parent."""
         missing = []
@@ -208,6 +292,15 @@ class LocalStore(Store):
                     raise
                 continue  # another writer made it; they sync it
             _fsync_dir(d.parent)
+
+
+def _final_name(name: str) -> str | None:
+    """The final name a temporary file ``.tmp-<random>-<name>`` was writing, else None."""
+    if not name.startswith(TEMP_PREFIX):
+        return None
+    rest = name[len(TEMP_PREFIX) :]
+    _, dash, final = rest.partition("-")  # tempfile's random part has no '-'
+    return (final if dash else rest) or None
 
 
 def _check_range(key: str, start: int, end: int, size: int) -> None:

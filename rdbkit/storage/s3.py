@@ -32,7 +32,25 @@ None and the catalog manifest is where the checksum lives (S3 still verifies
 every part's CRC). list() reports None for every object, since S3 listings
 carry no user metadata; head() one object to get it.
 
-Not yet: parallel ranged GETs for restore. get() is one streaming GET.
+Gets: get() first asks for the object's first ``part_size`` bytes in one
+ranged GET. An object that fits (the answer's Content-Range says how big it
+is) streams from that single GET. A larger one is read with ranged GETs of
+``part_size`` each -- the first answer serves as the first range -- fetched by
+up to ``max_concurrency`` threads and delivered in order. Memory is bounded:
+at most ``max_parts_in_flight`` ranges are fetching, buffered or being read
+at once, so a get holds at most ``max_parts_in_flight × part_size`` bytes
+(80 MiB with the defaults) plus the stream's 1 MiB buffer. Every later range
+sends ``If-Match`` with the first answer's ETag, so an object replaced during
+the read fails with StorageError instead of mixing two versions. A range
+whose body breaks off is asked for again (botocore already retries failed
+requests); one that still fails surfaces as StorageError from read().
+Closing the stream early cancels the ranges not yet fetched and waits for the
+running ones to stop (at most one 1 MiB read each), so no thread outlives it.
+
+Unfinished uploads: list_pending() lists the multipart uploads under the
+store prefix (a crashed writer's, or one still running) and abort_pending()
+aborts one. owner_account() is ``account``, else ``expected_bucket_owner``,
+else the account STS GetCallerIdentity reports for the credentials in use.
 """
 
 from __future__ import annotations
@@ -41,6 +59,7 @@ import hashlib
 import io
 import logging
 import threading
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import fields, replace
@@ -55,10 +74,11 @@ try:
 except ImportError as _exc:  # pragma: no cover - exercised only without boto3
     raise ImportError("the S3 store needs boto3: pip install boto3") from _exc
 
-from rdbkit.errors import ObjectNotFoundError, StorageError
+from rdbkit.errors import CorruptObjectError, ObjectExistsError, ObjectNotFoundError, StorageError
 from rdbkit.storage.base import (
     CHUNK_SIZE,
     ObjectInfo,
+    PendingUpload,
     Source,
     Store,
     iter_chunks,
@@ -74,6 +94,10 @@ SHA256_METADATA = "rdbkit-sha256"
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _EXISTS = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+_CHANGED = {"PreconditionFailed", "412"}
+_NO_UPLOAD = {"NoSuchUpload", "404"}
+#: Name prefix of the threads that fetch ranges for get().
+RANGE_THREAD_PREFIX = "rdbkit-s3-range"
 _CONFIG_FIELDS = {f.name for f in fields(UploadConfig)}
 
 
@@ -115,6 +139,8 @@ class S3Store(Store):
                 ),
             )
         self.client = client
+        self._account: str | None = None
+        self._account_lock = threading.Lock()
 
     def __repr__(self) -> str:
         where = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
@@ -153,7 +179,7 @@ class S3Store(Store):
             if code in _NOT_FOUND:
                 return ObjectNotFoundError(f"no object {where}")
             if action == "put" and code in _EXISTS:
-                return StorageError(f"cannot put {where}: it already exists")
+                return ObjectExistsError(f"cannot put {where}: it already exists")
         return StorageError(f"cannot {action} {where}: {exc}")
 
     # -- put -----------------------------------------------------------------
@@ -170,7 +196,7 @@ class S3Store(Store):
         try:
             part_size_for(size_hint, self.config.part_size)  # refuse > 5 TiB up front
             if exclusive and self._exists_name(name, key):
-                raise StorageError(f"cannot put {key!r} in {self}: it already exists")
+                raise ObjectExistsError(f"cannot put {key!r} in {self}: it already exists")
             digest = hashlib.sha256()
             reader = _PartReader(iter_chunks(data), digest)
             first_size = part_size_at(1, size_hint, self.config.part_size)
@@ -288,15 +314,92 @@ class S3Store(Store):
     # -- reads ---------------------------------------------------------------
 
     def get(self, key: str) -> BinaryIO:
-        """Open the object as a stream; a recorded sha256 is verified at its end."""
+        """Open the object as a stream; a recorded sha256 is verified at its end.
+
+        One GET for an object of at most ``part_size`` bytes, parallel ranged
+        GETs for a larger one (see the module docstring).
+        """
         name = self._name(key)
+        part_size = self.config.part_size
         try:
-            response = self.client.get_object(**self._args(name))
+            try:
+                first = self._args(name, Range=f"bytes=0-{part_size - 1}")
+                response = self.client.get_object(**first)
+            except ClientError as exc:
+                if _code(exc) != "InvalidRange":
+                    raise
+                response = self.client.get_object(**self._args(name))  # empty: no byte 0
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, "get", key) from exc
         expected = response.get("Metadata", {}).get(SHA256_METADATA)
-        raw = _S3Reader(response["Body"], key, expected, response.get("ContentLength"))
+        length = response.get("ContentLength")
+        size = _total_size(response.get("ContentRange"), length)
+        raw: io.RawIOBase
+        if size is None or size <= part_size:
+            raw = _S3Reader(response["Body"], key, expected, length)
+        else:
+            raw = _RangeReader(self, name, key, size, response["ETag"], expected, response["Body"])
         return io.BufferedReader(raw, buffer_size=CHUNK_SIZE)  # type: ignore[return-value]
+
+    def _fetch_range(
+        self,
+        name: str,
+        key: str,
+        start: int,
+        end: int,
+        etag: str,
+        cancel: threading.Event,
+        body: Any = None,
+    ) -> bytearray | None:
+        """Bytes ``[start, end)`` of version ``etag`` (from ``body`` if given); None if cancelled.
+
+        A body that breaks off is asked for again, up to ``retries`` times;
+        the request itself is retried by botocore. Runs in a reader thread.
+        """
+        buf = bytearray(end - start)
+        view = memoryview(buf)
+        problem: Exception | None = None
+        for attempt in range(self.config.retries):
+            if attempt and cancel.wait(min(0.1 * 2**attempt, 2.0)):
+                return None
+            if cancel.is_set():
+                return None
+            if body is None:
+                args = self._args(name, Range=f"bytes={start}-{end - 1}", IfMatch=etag)
+                try:
+                    body = self.client.get_object(**args)["Body"]
+                except ClientError as exc:
+                    if _code(exc) in _CHANGED:
+                        raise StorageError(
+                            f"S3 object {key!r} in {self} changed while it was read "
+                            f"(its ETag is no longer {etag}); read it again"
+                        ) from exc
+                    raise self._error(exc, "get", key) from exc
+                except BotoCoreError as exc:
+                    raise self._error(exc, "get", key) from exc
+            got = 0
+            try:
+                while got < len(buf):
+                    chunk = body.read(min(CHUNK_SIZE, len(buf) - got))
+                    if not chunk:
+                        break
+                    view[got : got + len(chunk)] = chunk
+                    got += len(chunk)
+                    if cancel.is_set():
+                        return None
+            except (BotoCoreError, OSError) as exc:
+                problem = exc
+            finally:
+                body.close()
+                body = None
+            if got == len(buf):
+                return buf
+            problem = problem or StorageError(f"the answer ended after {got} bytes")
+            _log.debug("range [%d, %d) of %r broke off (%s); retrying", start, end, name, problem)
+        raise StorageError(
+            f"cannot get {key!r} in {self}: range [{start}, {end}) failed "
+            f"{self.config.retries} times: {problem}"
+        )
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` in one ranged GET; the bounds must lie within the object."""
@@ -369,6 +472,86 @@ class S3Store(Store):
             raise self._error(exc, "delete", key) from exc
 
 
+    # -- unfinished uploads and the owner ---------------------------------------
+
+    def list_pending(self, prefix: str = "") -> Iterator[PendingUpload]:
+        """Yield multipart uploads under ``prefix`` that were never completed or aborted.
+
+        Upload names under the store prefix that are not valid keys are skipped.
+        """
+        validate_prefix(prefix)
+        base = f"{self.prefix}/" if self.prefix else ""
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        try:
+            for page in paginator.paginate(**self._args(Prefix=base + prefix)):
+                for upload in page.get("Uploads", ()):
+                    key = upload["Key"][len(base) :]
+                    try:
+                        validate_key(key)
+                    except StorageError:
+                        _log.debug("skipping upload of %r: not a valid key", upload["Key"])
+                        continue
+                    yield PendingUpload(
+                        key=key, upload_id=upload["UploadId"], started_at=_utc(upload["Initiated"])
+                    )
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot list pending uploads {prefix!r} in {self}: {exc}") from exc
+
+    def abort_pending(self, upload: PendingUpload) -> None:
+        """Abort the multipart upload (its parts are freed); one already gone is fine."""
+        name = self._name(upload.key)
+        try:
+            self.client.abort_multipart_upload(**self._args(name, UploadId=upload.upload_id))
+        except ClientError as exc:
+            if _code(exc) in _NO_UPLOAD:
+                return
+            raise StorageError(f"cannot abort upload of {upload.key!r} in {self}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot abort upload of {upload.key!r} in {self}: {exc}") from exc
+
+    def owner_account(self) -> str:
+        """``account``, else ``expected_bucket_owner``, else STS GetCallerIdentity (asked once).
+
+        Raises StorageError when STS cannot answer (an S3-compatible endpoint
+        without STS): set ``account=`` for such a store.
+        """
+        if self.config.account is not None:
+            return self.config.account
+        if self.config.expected_bucket_owner is not None:
+            return self.config.expected_bucket_owner
+        with self._account_lock:
+            if self._account is None:
+                try:
+                    sts = boto3.session.Session().client(
+                        "sts",
+                        endpoint_url=self.config.sts_endpoint_url,
+                        region_name=self.config.region_name,
+                        config=botocore.config.Config(
+                            retries={"mode": "standard", "max_attempts": self.config.retries}
+                        ),
+                    )
+                    self._account = str(sts.get_caller_identity()["Account"])
+                except (ClientError, BotoCoreError, KeyError) as exc:
+                    raise StorageError(
+                        f"cannot tell which account owns {self}: STS GetCallerIdentity "
+                        f"failed ({exc}); set account= for this store"
+                    ) from exc
+            return self._account
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _total_size(content_range: str | None, length: int | None) -> int | None:
+    """The object size from a ranged answer's ``bytes a-b/total`` (a 200 answer: its length)."""
+    if content_range and "/" in content_range:
+        total = content_range.rsplit("/", 1)[1].strip()
+        if total.isdigit():
+            return int(total)
+    return length
+
+
 def _collect(pending: list[Future], done: list[dict]) -> list[Future]:
     """Move finished parts into ``done`` (raising a part's error); return the rest."""
     still = []
@@ -411,6 +594,20 @@ class _PartReader:
         return data
 
 
+def _check_complete(
+    key: str, seen: int, length: int | None, digest: Any, expected: str | None
+) -> None:
+    """At the end of a read: the length S3 announced, then the recorded sha256 (if any)."""
+    if length is not None and seen != length:
+        raise StorageError(f"S3 object {key!r} ended after {seen} of {length} bytes")
+    if digest is not None:
+        actual = "sha256:" + digest.hexdigest()
+        if actual != expected:
+            raise CorruptObjectError(
+                f"S3 object {key!r} is corrupt: sha256 {actual} != recorded {expected}"
+            )
+
+
 class _S3Reader(io.RawIOBase):
     """A GetObject body as a raw stream: errors become StorageError, sha256 checked at EOF."""
 
@@ -440,24 +637,133 @@ class _S3Reader(io.RawIOBase):
         return n
 
     def _check_end(self) -> None:
-        if self._length is not None and self._seen != self._length:
-            raise StorageError(
-                f"S3 object {self._key!r} ended after {self._seen} of {self._length} bytes"
-            )
-        if self._digest is not None:
-            actual = "sha256:" + self._digest.hexdigest()
-            self._digest = None  # check once
-            if actual != self._expected:
-                raise StorageError(
-                    f"S3 object {self._key!r} is corrupt: "
-                    f"sha256 {actual} != recorded {self._expected}"
-                )
+        digest, self._digest = self._digest, None  # check once
+        _check_complete(self._key, self._seen, self._length, digest, self._expected)
 
     def close(self) -> None:
         try:
             self._body.close()
         finally:
             super().close()
+
+
+class _RangeReader(io.RawIOBase):
+    """An object larger than one part, read as parallel ranged GETs delivered in order.
+
+    At most ``max_parts_in_flight`` ranges are held at once (fetching,
+    buffered, or the one being read): the next is requested only when one
+    has been read to its end. ``held`` and ``peak_held`` count them.
+    """
+
+    def __init__(
+        self,
+        store: S3Store,
+        name: str,
+        key: str,
+        size: int,
+        etag: str,
+        expected: str | None,
+        first_body: Any,
+    ) -> None:
+        config = store.config
+        self._fetch = store._fetch_range
+        self._name = name
+        self._key = key
+        self._size = size
+        self._etag = etag
+        self._expected = expected
+        self._digest = hashlib.sha256() if expected else None
+        step = config.part_size
+        self._ranges = [(s, min(s + step, size)) for s in range(0, size, step)]
+        self._limit = config.max_parts_in_flight
+        self._first_body = first_body
+        self._first_answer = first_body
+        self._cancel = threading.Event()
+        self._executor = ThreadPoolExecutor(
+            max_workers=min(config.max_concurrency, self._limit, len(self._ranges)),
+            thread_name_prefix=RANGE_THREAD_PREFIX,
+        )
+        self._queue: deque[Future] = deque()
+        self._next = 0  # index of the next range to request
+        self._current = memoryview(b"")
+        self._current_held = False
+        self._seen = 0
+        self._failure: StorageError | None = None
+        self.held = 0
+        self.peak_held = 0
+        self._fill()
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> None:
+        while self.held < self._limit and self._next < len(self._ranges):
+            start, end = self._ranges[self._next]
+            body, self._first_body = (self._first_body, None) if self._next == 0 else (None, None)
+            self._queue.append(
+                self._executor.submit(
+                    self._fetch, self._name, self._key, start, end, self._etag, self._cancel, body
+                )
+            )
+            self._next += 1
+            self.held += 1
+            self.peak_held = max(self.peak_held, self.held)
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        if self._failure is not None:
+            raise self._failure
+        if self.closed:
+            raise ValueError("I/O operation on closed stream")
+        if not len(buffer):
+            return 0
+        while not self._current:
+            if self._current_held:
+                self._current_held = False
+                self.held -= 1
+                self._fill()
+            if not self._queue:
+                self._check_end()
+                return 0
+            try:
+                data = self._queue.popleft().result()
+            except StorageError as exc:
+                self._failure = exc
+                self._stop()
+                raise
+            if data is None:  # cancelled: only after close()
+                raise ValueError("I/O operation on closed stream")
+            self._current = memoryview(data)
+            self._current_held = True
+            self._seen += len(data)
+            if self._digest is not None:
+                self._digest.update(data)
+        n = min(len(buffer), len(self._current))
+        buffer[:n] = self._current[:n]
+        self._current = self._current[n:]
+        return n
+
+    def _check_end(self) -> None:
+        digest, self._digest = self._digest, None  # check once
+        _check_complete(self._key, self._seen, self._size, digest, self._expected)
+
+    def _stop(self) -> None:
+        """Cancel ranges not started, stop running ones, and wait for every thread."""
+        self._cancel.set()
+        for future in self._queue:
+            future.cancel()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._queue.clear()
+        self._current = memoryview(b"")
+        self._current_held = False
+        self.held = 0
+        self._first_answer.close()  # in case its thread never ran (closing twice is fine)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._stop()
+            finally:
+                super().close()
 
 
 def _utc(value: datetime) -> datetime:

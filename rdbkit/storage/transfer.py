@@ -44,11 +44,14 @@ class UploadConfig:
     buffer memory is ``max_parts_in_flight × part size`` -- 10 × 8 MiB = 80 MiB
     with the defaults. The part size is the one in use: it grows with the
     expected size, and for a stream of unknown length every 1,000 parts.
+    A get() of an object larger than ``part_size`` reads it in ranged GETs
+    of ``part_size`` and likewise holds at most ``max_parts_in_flight`` of
+    them (fetching, buffered or being read) at once.
 
     - ``part_size``: the starting part size (5 MiB .. 5 GiB); objects no
       larger than one part go up in a single PutObject.
-    - ``max_parts_in_flight``: parts buffered or uploading at once (memory).
-    - ``max_concurrency``: threads uploading parts in parallel.
+    - ``max_parts_in_flight``: parts (or read ranges) in memory at once.
+    - ``max_concurrency``: threads uploading parts (or fetching ranges) in parallel.
     - ``checksum_algorithm``: S3 additional checksum sent with every PUT and
       part (CRC32 by default; None sends none). CRC32C and CRC64NVME need
       botocore's CRT extra.
@@ -60,6 +63,9 @@ class UploadConfig:
       uses boto3's defaults (and its normal credential chain).
     - ``retries``: total attempts per request in botocore's "standard" retry
       mode (exponential backoff with jitter on throttling and transient errors).
+    - ``account``: the owner account owner_account() reports; None falls
+      back to ``expected_bucket_owner``, then asks STS (GetCallerIdentity).
+    - ``sts_endpoint_url``: where STS is asked (None: boto3's default).
     - ``conditional_writes``: exclusive puts use ``If-None-Match: *``; set
       False for endpoints without conditional writes, which falls back to a
       HEAD before writing (a race between two writers can then go unseen).
@@ -76,6 +82,8 @@ class UploadConfig:
     region_name: str | None = None
     retries: int = 5
     conditional_writes: bool = True
+    account: str | None = None
+    sts_endpoint_url: str | None = None
 
     def __post_init__(self) -> None:
         _check_int("part_size", self.part_size, MIN_PART_SIZE, MAX_PART_SIZE)
@@ -99,6 +107,8 @@ class UploadConfig:
             raise ValueError(
                 f"expected_bucket_owner {self.expected_bucket_owner!r} is not a 12-digit account id"
             )
+        if self.account is not None and not (isinstance(self.account, str) and self.account):
+            raise ValueError(f"account {self.account!r} is not a non-empty string")
         if not isinstance(self.conditional_writes, bool):
             raise ValueError("conditional_writes must be a bool")
 
