@@ -240,17 +240,16 @@ def test_killed_writer_leaves_nothing_under_the_final_name(store, tmp_path):
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert not (store.root / "snap" / "shard-0.rdb").exists()
-    # What it left is a pending upload, which gc can abort.
-    (pending,) = store.list_pending()
-    assert pending.key == "snap/shard-0.rdb"
-    assert pending.upload_id.startswith(f"snap/{TEMP_PREFIX}")
-    store.abort_pending(pending)
-    assert all_files(store.root) == [] and list(store.list_pending()) == []
     assert not store.exists("snap/shard-0.rdb")
     assert list(store.list()) == []
     # The killed writer's partial temp file is the only thing left, and it is hidden.
     leftovers = all_files(store.root)
     assert len(leftovers) == 1 and leftovers[0].startswith(f"snap/{TEMP_PREFIX}")
+    # It is a pending upload, which gc can abort.
+    (pending,) = store.list_pending()
+    assert pending.key == "snap/shard-0.rdb" and pending.upload_id == leftovers[0]
+    store.abort_pending(pending)
+    assert all_files(store.root) == [] and list(store.list_pending()) == []
 
 
 RACER = textwrap.dedent(
