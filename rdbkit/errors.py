@@ -111,5 +111,21 @@ class AccountMismatchError(CatalogError):
         self.other = other
 
 
+class CaptureError(RdbkitError):
+    """A backup of a live node failed (the source, the link, or the data it sent)."""
+
+
+class ReplicationRefusedError(CaptureError):
+    """The source refuses or renamed the replication commands (SYNC/PSYNC/REPLCONF)."""
+
+
+class RestoreError(RdbkitError):
+    """A restore or seed failed; ``written`` says exactly what reached the target."""
+
+    def __init__(self, message: str, *, written: dict | None = None) -> None:
+        super().__init__(message)
+        self.written = written or {}
+
+
 class ProtocolError(RdbkitError):
     """A peer spoke invalid Redis protocol."""

@@ -197,16 +197,18 @@ class S3Store(Store):
             part_size_for(size_hint, self.config.part_size)  # refuse > 5 TiB up front
             if exclusive and self._exists_name(name, key):
                 raise ObjectExistsError(f"cannot put {key!r} in {self}: it already exists")
-            digest = hashlib.sha256()
-            reader = _PartReader(iter_chunks(data), digest)
-            first_size = part_size_at(1, size_hint, self.config.part_size)
-            first = reader.read(first_size)
-            if len(first) < first_size or reader.at_eof():
-                checksum = "sha256:" + digest.hexdigest()
-                response = self._put_single(name, first, checksum, exclusive)
-            else:
-                response = self._put_multipart(name, first, reader, size_hint, exclusive)
-                checksum = "sha256:" + digest.hexdigest()
+            reader = _PartReader(iter_chunks(data))
+            try:
+                first_size = part_size_at(1, size_hint, self.config.part_size)
+                first = reader.read(first_size)
+                if len(first) < first_size or reader.at_eof():
+                    checksum = reader.checksum()
+                    response = self._put_single(name, first, checksum, exclusive)
+                else:
+                    response = self._put_multipart(name, first, reader, size_hint, exclusive)
+                    checksum = reader.checksum()
+            finally:
+                reader.close()
         except BaseException as exc:
             if isinstance(exc, StorageError) or not isinstance(exc, Exception):
                 raise  # KeyboardInterrupt and friends pass through unchanged
@@ -564,13 +566,28 @@ def _collect(pending: list[Future], done: list[dict]) -> list[Future]:
 
 
 class _PartReader:
-    """Cuts a chunk iterator into parts of requested sizes, hashing as it goes."""
+    """Cuts a chunk iterator into parts of requested sizes, hashing as it goes.
 
-    def __init__(self, chunks: Iterator[bytes], digest: Any) -> None:
+    The sha256 runs on its own thread, in part order (hashlib releases the
+    GIL), so hashing overlaps reading and uploading instead of adding to them.
+    """
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
-        self._digest = digest
+        self._digest = hashlib.sha256()
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rdbkit-s3-hash")
+        self._hashing: Future | None = None
         self._pending = memoryview(b"")
         self.total = 0
+
+    def checksum(self) -> str:
+        """``sha256:<hex>`` of everything read so far (waits for the hash thread)."""
+        if self._hashing is not None:
+            self._hashing.result()
+        return "sha256:" + self._digest.hexdigest()
+
+    def close(self) -> None:
+        self._hasher.shutdown(wait=True)
 
     def at_eof(self) -> bool:
         while not self._pending:
@@ -588,8 +605,10 @@ class _PartReader:
             pieces.append(piece)
             self._pending = self._pending[len(piece) :]
             want -= len(piece)
-        data = b"".join(pieces)
-        self._digest.update(data)
+        data = pieces[0].tobytes() if len(pieces) == 1 else b"".join(pieces)
+        if self._hashing is not None:
+            self._hashing.result()  # at most one part waits to be hashed: memory stays bounded
+        self._hashing = self._hasher.submit(self._digest.update, data)
         self.total += len(data)
         return data
 

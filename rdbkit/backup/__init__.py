@@ -1,0 +1,1 @@
+"""Capture (layer 4): snapshots out of live Redis/Valkey nodes."""
