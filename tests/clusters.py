@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 import redis
 
-from servers import ServerHandle, redis7_binary, running_server
+from servers import ServerHandle, free_port, redis7_binary, running_server
 
 #: Seconds a new cluster gets to report cluster_state:ok on every node.
 CLUSTER_READY_S = 60.0
@@ -80,7 +80,10 @@ def running_cluster(primaries: int = 3, replicas: int = 0) -> Iterator[ClusterHa
     binary = redis7_binary()
     with contextlib.ExitStack() as stack:
         nodes = [
-            stack.enter_context(running_server(f"cluster{i}", binary, CLUSTER_CONFIG))
+            stack.enter_context(running_server(
+                f"cluster{i}", binary,
+                # the default bus port, port + 10000, does not exist for ports above 55535
+                {**CLUSTER_CONFIG, "cluster-port": str(free_port())}))
             for i in range(primaries * (1 + replicas))
         ]
         subprocess.run(
