@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from rdbkit.catalog import Catalog, Manifest, file_capture, run_schedule
+from rdbkit.catalog import Manifest, file_capture, run_schedule
 from rdbkit.catalog.manifest import format_time
 from rdbkit.cli.source import progress_option
 from rdbkit.cli.store import (

@@ -40,7 +40,6 @@ from rdbkit.errors import (
     SnapshotChecksumError,
     SnapshotExistsError,
     SnapshotNotFoundError,
-    StorageError,
     TruncatedError,
 )
 from rdbkit.storage import Store

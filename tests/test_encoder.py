@@ -417,8 +417,6 @@ def test_encoding_choice_at_thresholds(enc, version):
 
 
 def test_quicklist_nodes_split_at_8k(enc):
-    from rdbkit import _pycodec
-
     items = [bytes([65 + i % 26]) * 100 for i in range(300)] + [b"B" * 20000, b"tail"]
     for version in (7, 10):
         data = enc.dump_payload("list", items, version, compress=False)

@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rdbkit.backup.cluster import SLOTS, key_slot
-from rdbkit.backup.connection import Connection, ConnectionLostError, ReplyError
+from rdbkit.backup.connection import Connection, ConnectionLostError
 from rdbkit.backup.info import rdb_version_for
 from rdbkit.catalog import Catalog
 from rdbkit.codec import Decoder, RdbWriter
 from rdbkit.errors import RestoreError
+from rdbkit.restore.seed import start_seeded_server
 
 #: Seconds a seeded node gets to load its RDB and answer, and the cluster to form.
 START_TIMEOUT_S = 120.0
@@ -167,47 +168,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(binary: str, node: SeededNode, dbfilename: str) -> None:
-    config = {
-        "bind": "127.0.0.1",
-        "port": str(node.port),
-        "dir": str(node.directory),
-        "dbfilename": dbfilename,
-        "cluster-enabled": "yes",
-        "cluster-port": str(node.bus_port),  # the default, port + 10000, may not exist
-        "cluster-config-file": "nodes.conf",
-        "cluster-node-timeout": "5000",
-        "logfile": str(node.directory / "server.log"),
-        "save": '""',
-        "appendonly": "no",
-        "daemonize": "no",
-    }
-    conf = node.directory / "server.conf"
-    conf.write_text("".join(f"{k} {v}\n" for k, v in config.items()))
-    node.process = subprocess.Popen(
-        [binary, str(conf)], cwd=node.directory, stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-
-
-def _wait(node: SeededNode, deadline: float) -> Connection:
-    while True:
-        if node.process is not None and node.process.poll() is not None:
-            log = node.directory / "server.log"
-            tail = log.read_text(errors="replace").splitlines()[-5:] if log.exists() else []
-            raise RestoreError(f"node {node.address} exited: {' | '.join(tail)}")
-        try:
-            conn = Connection("127.0.0.1", node.port, timeout=30, connect_timeout=1)
-            if conn.call("PING") == "PONG":
-                return conn
-            conn.close()
-        except (ConnectionLostError, ReplyError):  # LOADING while it reads the RDB
-            pass
-        if time.monotonic() > deadline:
-            raise RestoreError(f"node {node.address} did not start within {START_TIMEOUT_S} s")
-        time.sleep(0.05)
-
-
 def _own_slots(conn: Connection) -> set[int]:
     owned: set[int] = set()
     for shard in conn.call("CLUSTER", "SLOTS"):
@@ -245,9 +205,17 @@ def seed_cluster(
     seed = ClusterSeed(nodes, 0.0)
     try:
         for node in nodes:
-            _start(binary, node, "dump.rdb")
+            node.process = start_seeded_server(
+                binary, node.directory, node.port, ready_timeout=START_TIMEOUT_S,
+                extra_config={
+                    "cluster-enabled": "yes",
+                    # the default bus port, port + 10000, does not exist above port 55535
+                    "cluster-port": str(node.bus_port),
+                    "cluster-config-file": "nodes.conf",
+                    "cluster-node-timeout": "5000",
+                })
         deadline = time.monotonic() + START_TIMEOUT_S
-        conns = [_wait(node, deadline) for node in nodes]
+        conns = [Connection("127.0.0.1", node.port, timeout=30) for node in nodes]
         try:
             for epoch, (node, conn) in enumerate(zip(nodes, conns), 1):
                 owned = _own_slots(conn)
