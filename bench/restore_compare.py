@@ -9,14 +9,20 @@ streams; 10 % with an expiry, 5 % in db 1) written by Debian's redis-server
 FRESH redis-server 7.0 (empty, started for that run) and is checked
 afterwards (DBSIZE of dbs 0 and 1 = the key count):
 
-* rdbkit ``restore_entries(Decoder(file), ...)`` with ``connections`` 1 and 4:
-  timed end to end, so it includes decoding the RDB and building every DUMP
-  payload (C codec) as well as sending;
+* rdbkit raw path, ``restore_entries(raw_entries(file, target_version=10))``
+  (what ``restore_snapshot`` does for a fetched shard the target reads
+  as-is): DUMP payloads cut straight from the RDB bytes (C decoder with
+  values=False for the offsets), no value decoding or re-encoding;
+* rdbkit decode path, ``restore_entries(Decoder(file), ...)``: full decode
+  and ``dump_payload`` per key (what ``raw=False`` / a foreign target gets);
+  both with ``connections`` 1 and 4, timed end to end (reading the RDB,
+  building every payload, sending, all replies read);
 * ``redis-cli -p PORT --pipe < restore.resp``: the RESP file holds exactly the
   commands rdbkit sends (``restore_command``: RESTORE key ttl payload ABSTTL,
-  SELECT between dbs), generated beforehand with our ``dump_payload``; only
-  the replay is timed. The generation time is printed too, so "redis-cli
-  end to end" (generate + replay) can be compared as well.
+  SELECT between dbs), generated beforehand; only the replay is timed. The
+  generation time is printed for both ways of building it (raw cut and
+  decode + ``dump_payload``), so "redis-cli end to end" (generate + replay)
+  can be compared as well.
 
 Single runs by default (``--repeat`` for best-of-N): the machine is shared,
 so figures are noisy.
@@ -40,6 +46,7 @@ import dataset as bench_dataset  # noqa: E402
 
 from rdbkit.backup.connection import Connection, command  # noqa: E402
 from rdbkit.codec import Decoder  # noqa: E402
+from rdbkit.restore.raw import raw_entries  # noqa: E402
 from rdbkit.restore.restore import restore_command, restore_entries  # noqa: E402
 from rdbkit.urls import RedisUrl  # noqa: E402
 
@@ -65,16 +72,18 @@ def total_keys(port: int) -> int:
         return n
 
 
-def write_resp(rdb: Path, dest: Path, version: int) -> tuple[int, float]:
-    """The RESTORE commands for every entry of ``rdb`` as one RESP file; (commands, seconds)."""
+def write_resp(rdb: Path, dest: Path, version: int, raw: bool = False) -> tuple[int, float]:
+    """The RESTORE commands for every entry of ``rdb`` as one RESP file; (commands, seconds).
+    ``raw``: payloads cut from the file (raw_entries), else decode + dump_payload."""
     t0 = time.perf_counter()
     n = 0
     db = 0
     now_ms = int(time.time() * 1000)
+    source = raw_entries(rdb, target_version=version) if raw else Decoder(str(rdb))
     with open(dest, "wb") as out:
         buf: list[bytes] = []
         size = 0
-        for entry in Decoder(str(rdb)):
+        for entry in source:
             if entry.db != db:
                 buf.append(command("SELECT", entry.db))
                 db = entry.db
@@ -108,11 +117,13 @@ def run_cli(resp: Path, work: Path, keys: int) -> float:
         stop(proc)
 
 
-def run_rdbkit(rdb: Path, work: Path, keys: int, connections: int, batch: int) -> float:
+def run_rdbkit(rdb: Path, work: Path, keys: int, connections: int, batch: int,
+               raw: bool) -> float:
     proc, port = fresh_server(work)
     try:
         t0 = time.perf_counter()
-        report = restore_entries(Decoder(str(rdb)), RedisUrl("127.0.0.1", port),
+        source = raw_entries(rdb, target_version=10) if raw else Decoder(str(rdb))
+        report = restore_entries(source, RedisUrl("127.0.0.1", port),
                                  connections=connections, batch=batch, timeout=600)
         seconds = time.perf_counter() - t0
         if report.keys_written != keys or total_keys(port) != keys:
@@ -137,10 +148,13 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="restore-bench-"))
     try:
         resp = tmp / "restore.resp"
-        n, gen_s = write_resp(ds.path, resp, 10)
+        n, gen_decode_s = write_resp(ds.path, resp, 10)
         assert n == ds.keys, (n, ds.keys)
-        print(f"RESP file of RESTORE commands: {resp.stat().st_size / 1e6:.1f} MB, "
-              f"generated in {gen_s:.2f} s (decode + dump_payload)")
+        n, gen_s = write_resp(ds.path, resp, 10, raw=True)
+        assert n == ds.keys, (n, ds.keys)
+        print(f"RESP file of RESTORE commands: {resp.stat().st_size / 1e6:.1f} MB, generated in "
+              f"{gen_s:.2f} s with raw payloads (cut from the RDB), "
+              f"{gen_decode_s:.2f} s with decode + dump_payload")
 
         def best(fn) -> float:
             return min(fn() for _ in range(args.repeat))
@@ -148,17 +162,20 @@ def main(argv=None) -> int:
         rows = []
         cli_s = best(lambda: run_cli(resp, tmp / "cli", ds.keys))
         rows.append(("redis-cli --pipe (replay only)", "1", cli_s))
-        rows.append(("redis-cli --pipe (generate + replay)", "1", cli_s + gen_s))
-        for conns in (1, 4):
-            work = tmp / f"rdbkit{conns}"
-            s = best(lambda: run_rdbkit(ds.path, work, ds.keys, conns, args.batch))
-            rows.append(("rdbkit restore_entries (decode+encode+send)", str(conns), s))
+        rows.append(("redis-cli --pipe (raw generate + replay)", "1", cli_s + gen_s))
+        rows.append(("redis-cli --pipe (decode generate + replay)", "1", cli_s + gen_decode_s))
+        for raw, label in ((True, "rdbkit raw path (cut payloads + send)"),
+                           (False, "rdbkit decode path (decode+encode+send)")):
+            for conns in (1, 4):
+                work = tmp / f"rdbkit{conns}{'raw' if raw else ''}"
+                s = best(lambda w=work, c=conns, r=raw: run_rdbkit(ds.path, w, ds.keys, c, args.batch, r))
+                rows.append((label, str(conns), s))
         print()
         print(f"{'tool':<44} {'conns':>5} {'seconds':>8} {'keys/s':>10} {'vs replay':>10} "
-              f"{'vs gen+replay':>14}")
+              f"{'vs raw gen+replay':>18}")
         for name, conns, s in rows:
             print(f"{name:<44} {conns:>5} {s:>8.2f} {ds.keys / s:>10,.0f} "
-                  f"{cli_s / s:>9.2f}x {(cli_s + gen_s) / s:>13.2f}x")
+                  f"{cli_s / s:>9.2f}x {(cli_s + gen_s) / s:>17.2f}x")
         print("\nratios > 1: faster than redis-cli. Single runs on a shared 2-CPU machine: noisy.")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -86,6 +86,7 @@ from rdbkit.backup.connection import Connection, ReplyError, command
 from rdbkit.backup.info import ServerFacts, server_facts
 from rdbkit.codec import Decoder, dump_payload
 from rdbkit.errors import EncodeError, RdbkitError, RestoreError
+from rdbkit.restore.raw import RawEntries, RawEntry
 from rdbkit.urls import RedisClusterUrl, RedisUrl, parse_url
 
 #: The newest DUMP payload version the codec writes, per magic.
@@ -209,23 +210,44 @@ class _Plan:
         self.cluster = cluster
 
     def restore_command(self, entry: Any, now_ms: int) -> bytes:
-        """RESP for one entry; EncodeError when the version cannot express it."""
-        payload = dump_payload(entry.type, entry.value, self.version,
-                               field_expires=entry.field_expires)
-        args: list[Any] = [b"RESTORE", entry.key]
-        if entry.expire_ms is None:
-            args += [b"0", payload]
-        elif self.absttl:
-            args += [entry.expire_ms, payload, b"ABSTTL"]
+        """RESP for one entry; EncodeError when the version cannot express it. A RawEntry
+        (rdbkit.restore.raw: payload cut from the RDB, source version) is sent as it is."""
+        if type(entry) is RawEntry:
+            if not getattr(self, "raw", True):
+                raise ValueError(f"raw=False but key {entry.key!r} is a RawEntry (no value to "
+                                 "encode)")
+            payload = entry.payload
         else:
-            args += [max(1, entry.expire_ms - now_ms), payload]
+            payload = dump_payload(entry.type, entry.value, self.version,
+                                   field_expires=entry.field_expires)
+        # The bytes command(b"RESTORE", key, ttl, payload, ...) gives, formatted in one go.
+        key = entry.key
+        n = 4
+        expire = entry.expire_ms
+        absttl = b""
+        if expire is None:
+            ttl = b"0"
+        elif self.absttl:
+            ttl = b"%d" % expire
+            absttl = b"$6\r\nABSTTL\r\n"
+            n += 1
+        else:
+            ttl = b"%d" % max(1, expire - now_ms)
+        hint = b""
         if self.lru == "idle" and entry.idle is not None:
-            args += [b"IDLETIME", entry.idle]
+            value = b"%d" % entry.idle
+            hint = b"$8\r\nIDLETIME\r\n$%d\r\n%b\r\n" % (len(value), value)
+            n += 2
         elif self.lru == "freq" and entry.freq is not None:
-            args += [b"FREQ", entry.freq]
+            value = b"%d" % entry.freq
+            hint = b"$4\r\nFREQ\r\n$%d\r\n%b\r\n" % (len(value), value)
+            n += 2
+        replace = b""
         if self.replace:
-            args.append(b"REPLACE")
-        return command(*args)
+            replace = b"$7\r\nREPLACE\r\n"
+            n += 1
+        return b"*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n%b%b%b" % (
+            n, len(key), key, len(ttl), ttl, len(payload), payload, absttl, hint, replace)
 
 
 def restore_command(entry: Any, version: int, *, replace: bool = False, lru: str | None = "idle",
@@ -472,6 +494,7 @@ def restore_entries(
     timeout: float = 120.0,
     functions: Sequence[bytes] | Callable[[], Sequence[bytes]] = (),
     unsupported: str = "error",
+    raw: bool | None = None,
     _facts: ServerFacts | None = None,
 ) -> RestoreReport:
     """RESTORE every entry into ``target`` (one node); see the module docstring.
@@ -480,11 +503,23 @@ def restore_entries(
     callable returning it, called after the first entry was pulled (a decoder
     knows its functions only once the header is read). ``progress`` is called
     with the live report after each batch.
+
+    An entry that is a :class:`~rdbkit.restore.raw.RawEntry` (from
+    ``raw_entries``) is sent with its own payload (the source's RDB version),
+    every other entry is encoded for the target's version. ``raw`` is
+    :func:`restore_snapshot`'s choice of how to read a fetched shard
+    (``verify_first=True``): None = cut DUMP payloads straight from the file
+    when the target reads its magic/version as-is (``raw.raw_allowed``),
+    True = always (needs verify_first), False = never (decode + encode); see
+    rdbkit/restore/raw.py. With ``raw=False`` a RawEntry here stops the restore (a
+    RestoreError whose cause is a ValueError).
     """
     if connections < 1 or batch < 1:
         raise ValueError("connections and batch must be at least 1")
     if unsupported not in ("error", "drop"):
         raise ValueError("unsupported must be 'error' or 'drop'")
+    if raw not in (None, True, False):
+        raise ValueError("raw must be None, True or False")
     url = _target_url(target)
     started = time.monotonic()
     report = RestoreReport(target=str(url))
@@ -498,6 +533,7 @@ def restore_entries(
         lru = _lru_mode(conn)
         absttl = facts.engine == "valkey" or facts.version_tuple[:2] >= (5, 0)
         plan = _Plan(version, replace, lru, absttl, unsupported, facts.cluster_enabled)
+        plan.raw = raw is not False
         # Pull the first entry before writing anything: a decoder reads its
         # header and function records (and fails on a bad file) on that pull.
         first = list(itertools.islice(iterator, 1))
@@ -599,17 +635,33 @@ def restore_snapshot(
         decoders: list[Decoder] = []
 
         def entries() -> Iterator[Any]:
+            # raw: a fetched (local, verified) shard whose magic/version the target reads
+            # as-is is cut into payloads by rdbkit.restore.raw instead of decoded+encoded.
+            raw = options.get("raw")
+            if raw and not verify_first:
+                raise ValueError("raw=True needs verify_first=True (payloads are cut from "
+                                 "the fetched local file)")
+            target_version = options.get("target_version")
+            if target_version is None:
+                target_version = facts.rdb_version
             for source in sources:
                 stream = None
-                if isinstance(source, str):
-                    decoder = Decoder(source)
+                iterable: Iterable[Any]
+                if isinstance(source, str) and raw is not False:
+                    iterable = reader = RawEntries(source, target_version=target_version,
+                                                   raw=raw)
+                    decoder = reader.decoder
+                elif isinstance(source, str):
+                    iterable = decoder = Decoder(source)
                 else:
                     stream = catalog.open_shard(manifest, source, account=account)
-                    decoder = Decoder(stream)
+                    iterable = decoder = Decoder(stream)
                 decoders.append(decoder)
                 try:
-                    yield from decoder
+                    yield from iterable
                 finally:
+                    if iterable is not decoder:
+                        iterable.close()  # type: ignore[attr-defined]
                     decoder.close()
                     if stream is not None:
                         stream.close()
