@@ -332,8 +332,13 @@ def _send(conn: Connection, state: dict, db: int, entries: list, plan: _Plan, ru
     return _Sent(db, select, sent, len(cmds), nbytes, expired, skipped, dropped, refusal)
 
 
-def _collect(conn: Connection, batch: _Sent, run: _Run, url: RedisUrl) -> None:
-    """Read one sent batch's replies; count what the server accepted; raise on a refusal."""
+def _collect(conn: Connection, batch: _Sent, run: _Run, url: RedisUrl,
+             redirect: Callable[[Any, ReplyError], None] | None = None) -> None:
+    """Read one sent batch's replies; count what the server accepted; raise on a refusal.
+
+    With ``redirect``, an entry answered MOVED or ASK (a cluster node that does not
+    serve its slot) is handed to ``redirect(entry, reply)`` and counted neither as
+    written nor as failed."""
     replies = [conn.read_reply() for _ in range(batch.commands)]
     db = batch.db
     if batch.select:
@@ -345,7 +350,9 @@ def _collect(conn: Connection, batch: _Sent, run: _Run, url: RedisUrl) -> None:
     first_error: tuple[Any, ReplyError] | None = None
     for entry, reply in zip(batch.entries, replies):
         if isinstance(reply, ReplyError):
-            if first_error is None:
+            if redirect is not None and reply.code in ("MOVED", "ASK"):
+                redirect(entry, reply)
+            elif first_error is None:
                 first_error = (entry, reply)
         else:
             ok += 1
