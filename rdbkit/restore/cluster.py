@@ -41,7 +41,6 @@ redirected entry is counted once, where it was finally written.
 from __future__ import annotations
 
 import itertools
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +50,6 @@ from typing import Any
 from rdbkit.backup.cluster import SLOTS, Topology, discover, key_slot
 from rdbkit.backup.connection import Connection, ReplyError, command
 from rdbkit.backup.info import ServerFacts, server_facts
-from rdbkit.codec import Decoder
 from rdbkit.errors import CaptureError, RdbkitError, RestoreError
 from rdbkit.restore.restore import (
     Progress,
@@ -65,6 +63,7 @@ from rdbkit.restore.restore import (
     _Run,
     _send,
     load_functions,
+    snapshot_entries,
 )
 from rdbkit.urls import RedisClusterUrl, RedisUrl, parse_url
 
@@ -475,41 +474,22 @@ def restore_cluster_snapshot(
             f"snapshot {name!r} has keys in dbs {dbs} but a cluster has only db 0; "
             "nothing was written"
         )
-    spool: tempfile.TemporaryDirectory | None = None
-    try:
-        if verify_first:
-            spool = tempfile.TemporaryDirectory(prefix="rdbkit-restore-", dir=spool_dir)
-            paths = catalog.fetch(name, spool.name, account=account)
-            sources: list[Any] = [str(p) for p in paths]
-        else:
-            sources = list(range(len(manifest.shards)))
-        decoders: list[Decoder] = []
-
-        def entries() -> Iterator[Any]:
-            for source in sources:
-                stream = None
-                if isinstance(source, str):
-                    decoder = Decoder(source)
-                else:
-                    stream = catalog.open_shard(manifest, source, account=account)
-                    decoder = Decoder(stream)
-                decoders.append(decoder)
-                try:
-                    yield from decoder
-                finally:
-                    decoder.close()
-                    if stream is not None:
-                        stream.close()
-
-        def functions() -> list[bytes]:
-            # called after the first entry was pulled: shard 0's header has been read; the
-            # other shards of a cluster snapshot repeat the same libraries
-            return list(decoders[0].functions) if decoders else []
-
-        return restore_cluster_entries(entries(), seed, functions=functions, **options)
-    finally:
-        if spool is not None:
-            spool.cleanup()
+    raw = options.pop("raw", None)
+    target_version = options.get("target_version")
+    if target_version is None:  # the raw path must suit every primary
+        timeout = options.get("timeout", 120.0)
+        with Connection.from_url(seed, timeout=timeout) as conn:
+            topology = discover(conn)
+        versions = []
+        for shard in topology.shards:
+            with Connection(shard.primary.host, shard.primary.port, username=seed.username,
+                            password=seed.password, tls=seed.tls, timeout=timeout) as conn:
+                versions.append(server_facts(conn).rdb_version)
+        target_version = min(versions)
+    with snapshot_entries(catalog, manifest, account=account, verify_first=verify_first,
+                          spool_dir=spool_dir, raw=raw,
+                          target_version=target_version) as (entries, functions):
+        return restore_cluster_entries(entries, seed, functions=functions, **options)
 
 
 __all__ = [

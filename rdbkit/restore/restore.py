@@ -73,6 +73,7 @@ is not sent) — ``written`` tells exactly what landed.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import tempfile
 import threading
@@ -201,8 +202,9 @@ class _Plan:
     """Everything a worker needs to turn entries into RESTORE commands."""
 
     def __init__(self, version: int, replace: bool, lru: str | None, absttl: bool,
-                 unsupported: str, cluster: bool) -> None:
+                 unsupported: str, cluster: bool, raw: bool = True) -> None:
         self.version = version
+        self.raw = raw  # False: a RawEntry is an error (the caller asked for re-encoding)
         self.replace = replace
         self.lru = lru
         self.absttl = absttl
@@ -213,7 +215,7 @@ class _Plan:
         """RESP for one entry; EncodeError when the version cannot express it. A RawEntry
         (rdbkit.restore.raw: payload cut from the RDB, source version) is sent as it is."""
         if type(entry) is RawEntry:
-            if not getattr(self, "raw", True):
+            if not self.raw:
                 raise ValueError(f"raw=False but key {entry.key!r} is a RawEntry (no value to "
                                  "encode)")
             payload = entry.payload
@@ -539,8 +541,8 @@ def restore_entries(
         report.payload_version = version
         lru = _lru_mode(conn)
         absttl = facts.engine == "valkey" or facts.version_tuple[:2] >= (5, 0)
-        plan = _Plan(version, replace, lru, absttl, unsupported, facts.cluster_enabled)
-        plan.raw = raw is not False
+        plan = _Plan(version, replace, lru, absttl, unsupported, facts.cluster_enabled,
+                     raw is not False)
         # Pull the first entry before writing anything: a decoder reads its
         # header and function records (and fails on a bad file) on that pull.
         first = list(itertools.islice(iterator, 1))
@@ -631,26 +633,48 @@ def restore_snapshot(
             f"snapshot {name!r} has keys in dbs {dbs} but {url} is a cluster node, which has "
             "only db 0; nothing was written"
         )
+    target_version = options.get("target_version")
+    with snapshot_entries(catalog, manifest, account=account, verify_first=verify_first,
+                          spool_dir=spool_dir, raw=options.get("raw"),
+                          target_version=facts.rdb_version if target_version is None
+                          else target_version) as (entries, functions):
+        return restore_entries(entries, url, functions=functions, _facts=facts, **options)
+
+
+@contextlib.contextmanager
+def snapshot_entries(
+    catalog: Any,
+    manifest: Any,
+    *,
+    account: str | None,
+    verify_first: bool,
+    spool_dir: str | Path | None,
+    raw: bool | None,
+    target_version: int,
+) -> Iterator[tuple[Iterator[Any], Callable[[], list[bytes]]]]:
+    """The entries of every shard of ``manifest``, and a callable giving its function libraries.
+
+    With ``verify_first`` the shards are fetched (verified) into a spool
+    directory first; a fetched shard whose magic and version ``target_version``
+    reads as-is is cut into raw payloads (:mod:`rdbkit.restore.raw`) unless
+    ``raw`` is False, instead of decoded and re-encoded. The functions
+    callable is meant for after the first entry was pulled (shard 0's header
+    read); the other shards of a cluster snapshot repeat the same libraries.
+    """
+    if raw and not verify_first:
+        raise ValueError("raw=True needs verify_first=True (payloads are cut from the fetched "
+                         "local file)")
     spool: tempfile.TemporaryDirectory | None = None
     try:
         if verify_first:
             spool = tempfile.TemporaryDirectory(prefix="rdbkit-restore-", dir=spool_dir)
-            paths = catalog.fetch(name, spool.name, account=account)
+            paths = catalog.fetch(manifest.name, spool.name, account=account)
             sources: list[Any] = [str(p) for p in paths]
         else:
             sources = list(range(len(manifest.shards)))
         decoders: list[Decoder] = []
 
         def entries() -> Iterator[Any]:
-            # raw: a fetched (local, verified) shard whose magic/version the target reads
-            # as-is is cut into payloads by rdbkit.restore.raw instead of decoded+encoded.
-            raw = options.get("raw")
-            if raw and not verify_first:
-                raise ValueError("raw=True needs verify_first=True (payloads are cut from "
-                                 "the fetched local file)")
-            target_version = options.get("target_version")
-            if target_version is None:
-                target_version = facts.rdb_version
             for source in sources:
                 stream = None
                 iterable: Iterable[Any]
@@ -674,12 +698,9 @@ def restore_snapshot(
                         stream.close()
 
         def functions() -> list[bytes]:
-            # restore_entries calls this after pulling the first entry, so shard 0's header
-            # and function records have been read. Other shards of a cluster snapshot
-            # repeat the same libraries.
             return list(decoders[0].functions) if decoders else []
 
-        return restore_entries(entries(), url, functions=functions, _facts=facts, **options)
+        yield entries(), functions
     finally:
         if spool is not None:
             spool.cleanup()
@@ -693,4 +714,5 @@ __all__ = [
     "restore_command",
     "restore_entries",
     "restore_snapshot",
+    "snapshot_entries",
 ]
