@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from rdbkit.catalog import Manifest, file_capture, run_schedule
+from rdbkit.backup.capture import capture
 from rdbkit.catalog.manifest import format_time
 from rdbkit.cli.source import progress_option
 from rdbkit.cli.store import (
@@ -25,7 +26,6 @@ from rdbkit.cli.store import (
     pop_store_params,
     store_options,
 )
-from rdbkit.errors import CatalogError
 from rdbkit.urls import FileUrl, S3Url, parse_url
 
 KIND_CHOICE = click.Choice(["manual", "automatic", "final", "copy"])
@@ -79,11 +79,11 @@ def _source_url(source: str) -> str:
 
 
 def capture_source(url: str):
-    """The capture for a source URL: RDB files now; live nodes come with `rdbkit backup`."""
+    """The capture for a source URL: an RDB file, or a live node or cluster (method auto)."""
     parsed = parse_url(url)
     if isinstance(parsed, FileUrl):
         return file_capture(str(parsed.path), source_url=_source_url(url))
-    raise CatalogError(f"cannot capture {url}: only RDB files can be snapshotted by this command")
+    return capture(url)[0]
 
 
 _DURATION_RE = re.compile(r"(\d+)([smhd])")

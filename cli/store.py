@@ -40,10 +40,16 @@ _S3_SETTINGS = {
 
 def store_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--store``, ``--account``, ``--compression`` and the S3 settings."""
+    func = store_settings(func)
+    return click.option(
+        "--store", "-s", "store_url", envvar="RDBKIT_STORE", required=True, metavar="URL",
+        help="Snapshot store: a directory or s3://bucket/prefix (env RDBKIT_STORE).",
+    )(func)
+
+
+def store_settings(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--account``, ``--compression`` and the S3 settings (for a STORE argument)."""
     options = [
-        click.option("--store", "-s", "store_url", envvar="RDBKIT_STORE", required=True,
-                     metavar="URL", help="Snapshot store: a directory or s3://bucket/prefix "
-                     "(env RDBKIT_STORE)."),
         click.option("--account", envvar="RDBKIT_ACCOUNT", default=None,
                      help="Your account (env RDBKIT_ACCOUNT; default: the store's: local "
                      "user, or the S3 caller identity)."),

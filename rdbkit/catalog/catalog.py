@@ -49,6 +49,7 @@ from rdbkit.errors import (
     ObjectNotFoundError,
     PolicyError,
     QuotaExceededError,
+    RdbkitError,
     SnapshotChecksumError,
     SnapshotExistsError,
     SnapshotNotFoundError,
@@ -383,8 +384,9 @@ class Catalog:
             except StorageError as exc:
                 if probe.error is not None:
                     raise probe.error from None
-                if isinstance(exc.__cause__, SnapshotChecksumError):  # copy of a damaged snapshot
-                    raise exc.__cause__ from None
+                cause = _source_error(exc)
+                if cause is not None:  # the capture failed (link cut, damaged copy source, ...)
+                    raise cause from None
                 raise
             assert probe.complete and probe.version is not None
             return ShardRecord(
@@ -661,6 +663,16 @@ class Catalog:
                     },
                 )
         return report
+
+
+def _source_error(exc: BaseException) -> RdbkitError | None:
+    """The rdbkit error a store's source raised, found under the StorageError it was wrapped in."""
+    seen = exc.__cause__
+    while seen is not None:
+        if isinstance(seen, RdbkitError) and not isinstance(seen, StorageError):
+            return seen
+        seen = seen.__cause__
+    return None
 
 
 def export_names(manifest: Manifest, key: str | None) -> list[str]:
