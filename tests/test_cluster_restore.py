@@ -340,3 +340,29 @@ def test_moved_and_ask_followed(cluster2):
             conn.call("CLUSTER", "SETSLOT", looping, "STABLE")
     view, _ = cluster_view(cluster2)
     assert key not in view and len(view) == len(entries)
+
+
+# ---- a live cluster's backup, restored into other shard counts ---------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster3_backup(cluster3, source):
+    """The source keys restored into the 3-primary cluster, then backed up from it (3 shards)."""
+    from rdbkit.backup.capture import backup
+
+    catalog, expected = source
+    reset(cluster3)
+    restore_cluster_snapshot(catalog, "s", cluster3.url)
+    manifest, decision = backup(catalog, cluster3.url, "from-cluster3", method="sync")
+    assert decision.method == "sync" and len(manifest.shards) == 3
+    assert manifest.keys == len(expected)
+    return catalog, expected
+
+
+@pytest.mark.parametrize("fixture", ["cluster2", "cluster4"])
+def test_three_shard_backup_restored_into_other_shard_counts(request, fixture, cluster3_backup):
+    cluster = request.getfixturevalue(fixture)
+    catalog, expected = cluster3_backup
+    reset(cluster)
+    report = restore_cluster_snapshot(catalog, "from-cluster3", cluster.url)
+    assert_restored(cluster, expected, report)
