@@ -376,9 +376,9 @@ def measure_throughput(url: str, bucket: str, args, log) -> list[dict]:
             key = f"rdbkit-{uuid.uuid4().hex[:8]}"
             with open(path, "rb") as f:
                 t0, c0 = time.perf_counter(), cpu_seconds()
-                info = store.put(key, f, size_hint=size)
+                info = store.put(key, f, size_hint=size, checksum=not args.no_checksum)
                 seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
-            if info.size != size or info.checksum != sha:
+            if info.size != size or info.checksum != (None if args.no_checksum else sha):
                 raise SystemExit(f"rdbkit put: {info} != {size} bytes {sha}")
             client.delete_object(Bucket=bucket, Key=key)
             return seconds, cpu
@@ -514,7 +514,9 @@ def build_tables(throughput: list[dict], rss: list[dict], args, endpoint_name: s
         out.append("| operation | tool | MB/s (best) | MB/s (median) | rdbkit / boto3 (best) | "
                    "client CPU s (median) | target | met? |")
         out.append("|---|---|---:|---:|---:|---:|---|---|")
-        names = {("upload", "rdbkit"): "rdbkit `S3Store.put(key, file, size_hint=size)`",
+        put_args = ", checksum=False" if args.no_checksum else ""
+        names = {("upload", "rdbkit"): f"rdbkit `S3Store.put(key, file, size_hint=size"
+                                       f"{put_args})`",
                  ("upload", "boto3"): "boto3 `upload_fileobj(file, ...)`",
                  ("download", "rdbkit"): f"rdbkit `S3Store.get(key)` read to end "
                                          f"({fmt_size(args.read_size)} reads)",
@@ -585,6 +587,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--read-size", type=parse_size, default=8 * MiB,
                    help="read size for rdbkit's get() stream (8MiB)")
     p.add_argument("--rss", action="store_true", help="also the peak-RSS check")
+    p.add_argument("--no-checksum", action="store_true",
+                   help="rdbkit puts with checksum=False, as the catalog does for an "
+                   "uncompressed shard (its decoder probe hashes the bytes already)")
     p.add_argument("--only", choices=("throughput", "rss"), help="one part only")
     p.add_argument("--rss-size", type=parse_size, default=2 * GiB, help="RSS stream size (2GiB)")
     p.add_argument("--tmpdir", help="where the test file goes (default: the system temp dir)")

@@ -8,6 +8,7 @@ stderr; ``--json`` prints one summary document on stdout.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -41,16 +42,37 @@ def _node_url(text: str) -> RedisUrl:
     return url
 
 
+def tls_options(func):
+    """``--tls-ca``/``--tls-cert``/``--tls-key`` for rediss:// nodes (see rdbkit.backup.connection)."""
+    def store(name: str):
+        def callback(ctx, param, value):
+            if value:
+                os.environ[name] = value
+            return value
+        return callback
+
+    for flag, env, text in reversed([
+        ("--tls-ca", "RDBKIT_TLS_CA", "CA file to verify rediss:// servers with."),
+        ("--tls-cert", "RDBKIT_TLS_CERT", "Client certificate for rediss:// servers."),
+        ("--tls-key", "RDBKIT_TLS_KEY", "Client key for --tls-cert."),
+    ]):
+        func = click.option(flag, type=click.Path(exists=True, dir_okay=False), default=None,
+                            expose_value=False, callback=store(env), help=text)(func)
+    return func
+
+
 @contextmanager
 def _ticker(enabled: bool | None, label: str, total_keys: int | None = None):
     """A progress line on stderr: bytes and keys done, rate, ETA (from keys when a total is known).
 
-    Yields ``(on_bytes, on_keys)`` callbacks; both are no-ops when disabled.
+    Yields ``(on_data, on_keys)``: ``on_data(bytes, keys)`` adds to both counts (the
+    catalog's progress), ``on_keys(total)`` sets the key count (a restore's report).
+    Both are no-ops when disabled.
     """
     show = sys.stderr.isatty() if enabled is None else enabled
     state = {"bytes": 0, "keys": 0}
     if not show:
-        yield (lambda n: None), (lambda n: None)
+        yield (lambda n, k=0: None), (lambda n: None)
         return
     start = time.monotonic()
     stop = threading.Event()
@@ -74,14 +96,15 @@ def _ticker(enabled: bool | None, label: str, total_keys: int | None = None):
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
 
-    def on_bytes(n: int) -> None:
+    def on_data(n: int, keys: int = 0) -> None:
         state["bytes"] += n
+        state["keys"] += keys
 
     def on_keys(n: int) -> None:
         state["keys"] = n
 
     try:
-        yield on_bytes, on_keys
+        yield on_data, on_keys
     finally:
         stop.set()
         thread.join()
@@ -117,6 +140,7 @@ def _total_keys(source: str) -> int | None:
               help="Seconds any single read may wait (a node may BGSAVE for minutes first).")
 @click.option("--json", "as_json", is_flag=True, help="A JSON summary on stdout.")
 @progress_option
+@tls_options
 @store_settings
 def backup_command(source, name, method, max_ops, latency_budget_ms, timeout, as_json,
                    progress, **params) -> None:
@@ -128,8 +152,8 @@ def backup_command(source, name, method, max_ops, latency_budget_ms, timeout, as
     if latency_budget_ms is not None:
         options["latency_budget_ms"] = latency_budget_ms
     started = time.monotonic()
-    with _ticker(progress, "backup", _total_keys(source)) as (on_bytes, _on_keys):
-        catalog = open_cli_catalog(opts, on_bytes)
+    with _ticker(progress, "backup", _total_keys(source)) as (on_data, _on_keys):
+        catalog = open_cli_catalog(opts, on_data)
         name = name or f"backup-{catalog.clock():%Y%m%d-%H%M%S}"
         manifest, decision = backup(catalog, source, name, method=method, **options)
     seconds = time.monotonic() - started
@@ -167,6 +191,7 @@ def _merge_types(manifest) -> dict[str, int]:
 @click.option("--sample", type=click.FloatRange(0.1, 60), default=1.0, show_default=True,
               help="Seconds over which the write rate is measured.")
 @click.option("--json", "as_json", is_flag=True)
+@tls_options
 def estimate_command(source, reserved, sample, as_json) -> None:
     """Estimate the copy-on-write memory of a forked save of SOURCE and the method auto picks."""
     url = _node_url(source)
@@ -200,6 +225,7 @@ def estimate_command(source, reserved, sample, as_json) -> None:
 @click.option("--timeout", type=float, default=120.0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @progress_option
+@tls_options
 @store_options
 def restore_command(snapshot, target, replace, flush, connections, drop_unsupported, timeout,
                     as_json, progress, **params) -> None:
@@ -210,7 +236,7 @@ def restore_command(snapshot, target, replace, flush, connections, drop_unsuppor
     manifest = catalog.describe(snapshot)
     options = dict(replace=replace, flush=flush, timeout=timeout,
                    unsupported="drop" if drop_unsupported else "error")
-    with _ticker(progress, "restore", manifest.keys) as (_on_bytes, on_keys):
+    with _ticker(progress, "restore", manifest.keys) as (_on_data, on_keys):
         def report_progress(report) -> None:
             on_keys(report.keys_written)
 

@@ -106,7 +106,8 @@ def open_cli_store(opts: dict[str, Any], url: str | None = None) -> Store:
     return open_store(parsed, **config)
 
 
-def open_cli_catalog(opts: dict[str, Any], progress: Callable[[int], None] | None = None) -> Catalog:
+def open_cli_catalog(opts: dict[str, Any],
+                     progress: Callable[[int, int], None] | None = None) -> Catalog:
     compression = None if opts["compression"] == "none" else opts["compression"]
     return Catalog(open_cli_store(opts), account=opts.get("account"), compression=compression,
                    progress=progress)
@@ -131,7 +132,7 @@ def byte_progress(enabled: bool | None, label: str):
         sys.stderr.write(f"\r{label}: {mib:,.1f} MiB, {mib / elapsed:,.1f} MiB/s{end}")
         sys.stderr.flush()
 
-    def update(n: int) -> None:
+    def update(n: int, keys: int = 0) -> None:
         state["done"] += n
         now = time.monotonic()
         if now - state["shown"] >= 0.2:

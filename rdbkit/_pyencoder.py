@@ -188,6 +188,10 @@ def _length(n: int) -> bytes:
     return b"\x81" + _U64BE.pack(n)
 
 
+#: Public name (``rdbkit.codec.encode_length``) for code that frames RDB records itself.
+encode_length = _length
+
+
 def _string(s: bytes, compress: bool) -> bytes:
     """An RDB string (§5): integer encoding, LZF when it pays, else raw."""
     n = len(s)

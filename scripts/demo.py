@@ -1,14 +1,16 @@
-"""rdbkit's demo on embedded defaults: a real redis-server, a SAVE, the CLI on the file.
+"""rdbkit's demo on embedded defaults: a real redis-server, a live backup, the CLI on the file.
 
 Run through ``bash tasks.sh demo`` (which installs everything first). Starts
 Debian's ``redis-server`` on a free loopback port in a temporary directory,
 writes a mixed dataset (every type, small and big values, expiries, several
 dbs, streams with consumer groups, function libraries; the same dataset the
-real-server tests use, ``tests/datasets.py``), SAVEs, then runs
-``rdbkit inspect``, ``rdbkit verify`` and ``rdbkit convert --to jsonl`` on
-the file with the virtualenv's ``rdbkit`` console script, imports it into a
-local-directory snapshot store, copies, lists and fetches it back (checked
-byte for byte), shows the event log, and stops the server. Exits non-zero if any step fails.
+real-server tests use, ``tests/datasets.py``) and SAVEs. Then: ``rdbkit
+estimate`` and ``rdbkit backup`` of the live server (as a replica) into a
+local-directory store, ``rdbkit restore`` of that snapshot into a second
+fresh server (compared key by key with the first); ``rdbkit inspect``,
+``verify`` and ``convert --to jsonl`` on the SAVEd file; and ``rdbkit
+import`` of it into the store, copied, listed and fetched back (checked byte
+for byte), and the event log. Exits non-zero if any step fails.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from datasets import write_dataset  # noqa: E402
+from datasets import server_view, write_dataset  # noqa: E402
 from servers import redis7_binary, running_server  # noqa: E402
 
 #: jsonl lines shown, and characters shown of each (big values make long lines).
@@ -72,6 +74,19 @@ def main() -> int:
             counts = ", ".join(f"{db}: {info['keys']} keys" for db, info in keyspace.items())
             print(f"wrote {counts}; {len(dataset.functions)} function libraries")
             print(f"SAVE -> {path} ({path.stat().st_size:,} bytes)")
+
+            banner("rdbkit backup (live, as a replica) -> local store; restore into a new server")
+            store = ["--store", str(work_dir / "snapshots")]
+            source = f"redis://127.0.0.1:{server.port}/0"
+            ok &= show(run_cli(rdbkit, "estimate", source, "--sample", "0.2"))
+            ok &= show(run_cli(rdbkit, "backup", source, str(work_dir / "snapshots"),
+                               "--name", "live-1"))
+            with running_server("demo-target", binary, extra) as target:
+                ok &= show(run_cli(rdbkit, "restore", "live-1",
+                                   f"redis://127.0.0.1:{target.port}/0", *store))
+                same = server_view(target) == server_view(server)
+                print("restored server holds the same keys, values and expiries:", same)
+                ok &= same
 
         banner("rdbkit inspect")
         ok &= show(run_cli(rdbkit, "inspect", str(path)))

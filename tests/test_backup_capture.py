@@ -140,3 +140,18 @@ def test_schedule_takes_live_automatic_snapshots(redis7, catalog):
     report = run_schedule(catalog, capture_fn())
     assert [m.kind for m in report.taken] == ["automatic"] and not report.failed
     assert report.taken[0].keys == 1
+
+
+def test_progress_counts_every_byte_and_key(redis7, tmp_path):
+    write_dataset(redis7)
+    seen = {"bytes": 0, "keys": 0}
+
+    def progress(nbytes: int, keys: int) -> None:
+        seen["bytes"] += nbytes
+        seen["keys"] += keys
+
+    catalog = Catalog(LocalStore(tmp_path / "store"), account="t", progress=progress)
+    manifest, _ = backup(catalog, _url(redis7), "p", method="cooperative")
+    assert seen == {"bytes": manifest.rdb_size, "keys": manifest.keys}
+    out = run("backup", _url(redis7), tmp_path / "store2", "--account", "t", "--progress")
+    assert out.exit_code == 0 and "keys" in out.stderr and "MiB/s" in out.stderr

@@ -6,6 +6,12 @@ read must obey one explicit timeout (redis-py's short default timeouts and
 retries are wrong for multi-GB transfers). This is a socket with a receive
 buffer, RESP2/RESP3 reply parsing, AUTH/ACL login, TLS and SELECT.
 
+TLS (``rediss://``): without an explicit ``tls_context``, the context
+verifies the server against the system CAs plus ``$RDBKIT_TLS_CA`` (a CA
+file) and presents ``$RDBKIT_TLS_CERT``/``$RDBKIT_TLS_KEY`` as the client
+certificate when set (redis' default ``tls-auth-clients yes`` wants one).
+The CLI's ``--tls-ca``/``--tls-cert``/``--tls-key`` set those variables.
+
 Timeouts: ``connect_timeout`` bounds connecting; ``timeout`` bounds each
 blocking read or write (None waits forever). A timeout or a dropped
 connection raises ConnectionLostError; an error reply from the server is a
@@ -14,6 +20,7 @@ ReplyError (raised by :meth:`call`, returned in place by :meth:`pipeline`).
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 from collections.abc import Iterable, Sequence
@@ -43,6 +50,15 @@ class ReplyError(RdbkitError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.code = message.split(" ", 1)[0] if message else ""
+
+
+def default_tls_context() -> ssl.SSLContext:
+    """The TLS context for ``rediss://`` (see the module docstring for the variables)."""
+    context = ssl.create_default_context(cafile=os.environ.get("RDBKIT_TLS_CA") or None)
+    cert = os.environ.get("RDBKIT_TLS_CERT")
+    if cert:
+        context.load_cert_chain(cert, os.environ.get("RDBKIT_TLS_KEY") or None)
+    return context
 
 
 def _arg(value: Any) -> bytes:
@@ -92,7 +108,7 @@ class Connection:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if tls:
-                context = tls_context or ssl.create_default_context()
+                context = tls_context or default_tls_context()
                 sock = context.wrap_socket(sock, server_hostname=host)
             sock.settimeout(timeout)
         except (OSError, ssl.SSLError) as exc:

@@ -59,7 +59,7 @@ from rdbkit.backup.connection import Connection, ReplyError
 from rdbkit.backup.info import parse_info, server_facts
 from rdbkit.catalog.catalog import Capture, ShardInput
 from rdbkit.catalog.manifest import SourceInfo
-from rdbkit.codec import Encoder, crc64, parse_dump_payload
+from rdbkit.codec import Encoder, crc64, encode_length, parse_dump_payload
 from rdbkit.errors import CaptureError
 from rdbkit.urls import RedisUrl
 
@@ -89,17 +89,6 @@ _TYPE_NAMES = {
 }
 _REDIS_TYPE_NAMES = {22: "hash", 23: "hash", 24: "hash", 25: "hash", 26: "stream", 27: "stream"}
 _VALKEY_TYPE_NAMES = {22: "hash"}
-
-
-def _length(n: int) -> bytes:
-    """An RDB length field (RDB_FORMAT §5): 6-bit, 14-bit, 32-bit BE or 64-bit BE."""
-    if n < 64:
-        return bytes((n,))
-    if n < 16384:
-        return bytes((0x40 | (n >> 8), n & 0xFF))
-    if n <= 0xFFFFFFFF:
-        return b"\x80" + n.to_bytes(4, "big")
-    return b"\x81" + n.to_bytes(8, "big")
 
 
 @dataclass
@@ -396,12 +385,12 @@ class CooperativeDump:
                 raise CaptureError(f"DUMP of {key!r} in db {db}: payload checksum mismatch")
             head = bytearray()
             if db != self._db:
-                head += bytes((_OP_SELECTDB,)) + _length(db)
+                head += bytes((_OP_SELECTDB,)) + encode_length(db)
                 self._db = db
             if expire_ms is not None:
                 head += bytes((_OP_EXPIRETIME_MS,)) + _I64.pack(expire_ms)
             head.append(t)
-            head += _length(len(key))
+            head += encode_length(len(key))
             head += key
             if n - 11 < BIG_VALUE:
                 head += view[1 : n - 10]
@@ -425,7 +414,7 @@ class CooperativeDump:
                 # entries. Make the output select ``db`` before the entry if the
                 # encoder did not (its SELECTDB is at the start when present).
                 if data[:1] != bytes((_OP_SELECTDB,)):
-                    yield from self._put(bytes((_OP_SELECTDB,)) + _length(db))
+                    yield from self._put(bytes((_OP_SELECTDB,)) + encode_length(db))
                 self._db = db
             yield from self._put(data)
             type_name = entry.type

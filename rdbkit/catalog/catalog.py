@@ -66,7 +66,8 @@ POLICIES = "policies/"
 MAX_PARALLEL_SHARDS = 8
 
 Clock = Callable[[], datetime]
-Progress = Callable[[int], None]
+#: Called as shard data moves: (bytes, keys) added since the last call.
+Progress = Callable[[int, int], None]
 
 
 def utcnow() -> datetime:
@@ -121,8 +122,8 @@ class Catalog:
 
         ``compression`` ("lz4" or None) applies to snapshots this catalog
         writes; reads follow each manifest. ``clock`` returns aware UTC times
-        (tests inject one); ``progress`` is called with byte counts as shard
-        data moves.
+        (tests inject one); ``progress(bytes, keys)`` is called with what each
+        chunk of shard data added (from several threads for several shards).
         """
         if compression not in (None, "lz4"):
             raise CatalogError(f"unknown compression {compression!r} (expected None or 'lz4')")
@@ -380,7 +381,9 @@ class Catalog:
             shard = shards[index]
             probe = RdbProbe(shard.data, progress=self.progress)
             try:
-                info = target.put(keys[index], probe, size_hint=shard.size_hint)
+                # Uncompressed, the stored bytes are the RDB bytes the probe hashes already.
+                info = target.put(keys[index], probe, size_hint=shard.size_hint,
+                                  checksum=self.compression is not None)
             except StorageError as exc:
                 if probe.error is not None:
                     raise probe.error from None
@@ -396,7 +399,7 @@ class Catalog:
                 rdb_size=probe.size,
                 rdb_sha256=probe.sha256,
                 stored_size=info.size,
-                stored_sha256=info.checksum or "",
+                stored_sha256=info.checksum or probe.sha256,
                 keys=probe.keys,
                 keys_by_type=dict(sorted(probe.keys_by_type.items())),
                 dbs=tuple(sorted(probe.dbs)),

@@ -5,6 +5,7 @@ and fed to the streaming decoder (keys only, values skipped) before it is
 handed on, so a corrupt or truncated RDB fails the upload it is part of and
 never becomes a snapshot. The decoder's own error (with its byte offset) is
 kept in ``error`` because stores wrap whatever their source raises.
+``progress(bytes, keys)`` is called per chunk with what that chunk added.
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ class RdbProbe:
                 self._digest.update(chunk)
                 self.size += len(chunk)
                 self._decoder.feed(chunk)
+                keys_before = self.keys
                 self._drain()
                 if self._progress is not None:
-                    self._progress(len(chunk))
+                    self._progress(len(chunk), self.keys - keys_before)
                 yield chunk
             self._drain()
             self._decoder.close()

@@ -53,6 +53,8 @@ RdbWriter = _impl.RdbWriter
 dump_payload = _impl.dump_payload
 parse_dump_payload = _impl.parse_dump_payload
 lzf_compress = _impl.lzf_compress
+# A length field in its shortest form: pure Python in both implementations.
+from rdbkit._pyencoder import encode_length  # noqa: E402
 
 __all__ = [
     "IMPLEMENTATION",
@@ -68,6 +70,7 @@ __all__ = [
     "dump_payload",
     "parse_dump_payload",
     "lzf_compress",
+    "encode_length",
     "DumpValue",
     "ModuleAux",
     "ModuleValue",

@@ -62,6 +62,7 @@ from rdbkit.restore.restore import (
     _Plan,
     _Run,
     _send,
+    conclude,
     load_functions,
     snapshot_entries,
 )
@@ -432,19 +433,7 @@ def restore_cluster_entries(
         finally:
             router.close()
     report.seconds = time.monotonic() - started
-    if run.failure is not None:
-        failure = run.failure
-        if isinstance(failure, RestoreError):
-            failure.written = dict(report.dbs)
-            raise failure
-        raise _fail(f"restore into {seed} failed: {failure}", report, cause=failure) from failure
-    if producer_error is not None:
-        if isinstance(producer_error, RdbkitError):
-            raise _fail(f"reading the data to restore failed after {report.keys_written} keys "
-                        f"were written: {producer_error}", report,
-                        cause=producer_error) from producer_error
-        raise producer_error
-    return report
+    return conclude(run, producer_error, seed)  # type: ignore[return-value]
 
 
 def restore_cluster_snapshot(

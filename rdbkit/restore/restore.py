@@ -587,12 +587,22 @@ def restore_entries(
         finally:
             lanes.close()
     report.seconds = time.monotonic() - started
+    return conclude(run, producer_error, url)
+
+
+def conclude(run: _Run, producer_error: BaseException | None, where: object) -> RestoreReport:
+    """The report of a finished restore, or the error that ended it with ``written`` exact.
+
+    A failure on the target wins over a failure of the source (decode,
+    checksum), which is reported with how many keys were written before it.
+    """
+    report = run.report
     if run.failure is not None:
         failure = run.failure
         if isinstance(failure, RestoreError):
             failure.written = dict(report.dbs)
             raise failure
-        raise _fail(f"restore into {url} failed: {failure}", report, cause=failure) from failure
+        raise _fail(f"restore into {where} failed: {failure}", report, cause=failure) from failure
     if producer_error is not None:
         if isinstance(producer_error, RdbkitError):
             raise _fail(f"reading the data to restore failed after {report.keys_written} keys "

@@ -114,13 +114,21 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def put(
-        self, key: str, data: Source, *, size_hint: int | None = None, exclusive: bool = False
+        self,
+        key: str,
+        data: Source,
+        *,
+        size_hint: int | None = None,
+        exclusive: bool = False,
+        checksum: bool = True,
     ) -> ObjectInfo:
         """Store ``data`` (a stream of unknown length) under ``key``; all or nothing.
 
         ``size_hint`` is the expected size, if known (stores may size buffers or
         parts from it). With ``exclusive``, fail with StorageError if ``key``
         already exists, even when another process races for the same name.
+        ``checksum=False`` skips the store's own sha256 (``ObjectInfo.checksum``
+        is then None), for a caller that hashes the same bytes itself.
         Any failure, including one raised by ``data``, leaves no object behind
         and surfaces as StorageError.
         """

@@ -52,14 +52,21 @@ class CompressedStore(Store):
         return f"CompressedStore({self.inner!r})"
 
     def put(
-        self, key: str, data: Source, *, size_hint: int | None = None, exclusive: bool = False
+        self,
+        key: str,
+        data: Source,
+        *,
+        size_hint: int | None = None,
+        exclusive: bool = False,
+        checksum: bool = True,
     ) -> ObjectInfo:
         """Compress ``data`` chunk by chunk into ``inner`` under ``key``.
 
         ``size_hint`` (uncompressed) is passed on as an upper bound.
         """
         return self.inner.put(
-            key, self._compress(data), size_hint=size_hint, exclusive=exclusive
+            key, self._compress(data), size_hint=size_hint, exclusive=exclusive,
+            checksum=checksum,
         )
 
     def _compress(self, data: Source) -> Iterator[bytes]:

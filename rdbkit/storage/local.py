@@ -85,7 +85,13 @@ class LocalStore(Store):
         return self.root.joinpath(*validate_key(key).split("/"))
 
     def put(
-        self, key: str, data: Source, *, size_hint: int | None = None, exclusive: bool = False
+        self,
+        key: str,
+        data: Source,
+        *,
+        size_hint: int | None = None,
+        exclusive: bool = False,
+        checksum: bool = True,
     ) -> ObjectInfo:
         """Write ``data`` to ``key`` atomically (see the module docstring).
 
@@ -100,17 +106,20 @@ class LocalStore(Store):
             fd, tmp = tempfile.mkstemp(
                 prefix=TEMP_PREFIX, suffix="-" + final.name[:_MAX_TEMP_SUFFIX], dir=final.parent
             )
-            digest = hashlib.sha256()
+            digest = hashlib.sha256() if checksum else None
             size = 0
             with open(fd, "wb", closefd=True) as out:
                 for chunk in iter_chunks(data):
                     out.write(chunk)
-                    digest.update(chunk)
+                    if digest is not None:
+                        digest.update(chunk)
                     size += len(chunk)
                 out.flush()
                 os.fsync(out.fileno())
-                checksum = "sha256:" + digest.hexdigest()
-                _set_checksum(out.fileno(), checksum)
+                recorded = None
+                if digest is not None:
+                    recorded = "sha256:" + digest.hexdigest()
+                    _set_checksum(out.fileno(), recorded)
             if exclusive:
                 try:
                     os.link(tmp, final)
@@ -128,7 +137,7 @@ class LocalStore(Store):
             if isinstance(exc, StorageError) or not isinstance(exc, Exception):
                 raise  # KeyboardInterrupt and friends pass through unchanged
             raise StorageError(f"cannot put {key!r} in {self.root}: {exc}") from exc
-        return ObjectInfo(key=key, size=size, modified_at=_mtime(st), checksum=checksum)
+        return ObjectInfo(key=key, size=size, modified_at=_mtime(st), checksum=recorded)
 
     def get(self, key: str) -> BinaryIO:
         """Open the object's file for reading."""

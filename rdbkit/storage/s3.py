@@ -185,7 +185,13 @@ class S3Store(Store):
     # -- put -----------------------------------------------------------------
 
     def put(
-        self, key: str, data: Source, *, size_hint: int | None = None, exclusive: bool = False
+        self,
+        key: str,
+        data: Source,
+        *,
+        size_hint: int | None = None,
+        exclusive: bool = False,
+        checksum: bool = True,
     ) -> ObjectInfo:
         """Upload ``data`` under ``key``: one PutObject or a multipart upload.
 
@@ -197,16 +203,16 @@ class S3Store(Store):
             part_size_for(size_hint, self.config.part_size)  # refuse > 5 TiB up front
             if exclusive and self._exists_name(name, key):
                 raise ObjectExistsError(f"cannot put {key!r} in {self}: it already exists")
-            reader = _PartReader(iter_chunks(data))
+            reader = _PartReader(data, hashing=checksum)
             try:
                 first_size = part_size_at(1, size_hint, self.config.part_size)
                 first = reader.read(first_size)
                 if len(first) < first_size or reader.at_eof():
-                    checksum = reader.checksum()
-                    response = self._put_single(name, first, checksum, exclusive)
+                    recorded = reader.checksum()
+                    response = self._put_single(name, first, recorded, exclusive)
                 else:
                     response = self._put_multipart(name, first, reader, size_hint, exclusive)
-                    checksum = reader.checksum()
+                    recorded = reader.checksum()
             finally:
                 reader.close()
         except BaseException as exc:
@@ -214,7 +220,7 @@ class S3Store(Store):
                 raise  # KeyboardInterrupt and friends pass through unchanged
             raise self._error(exc, "put", key) from exc
         return ObjectInfo(
-            key=key, size=reader.total, modified_at=_response_time(response), checksum=checksum
+            key=key, size=reader.total, modified_at=_response_time(response), checksum=recorded
         )
 
     def _exists_name(self, name: str, key: str) -> bool:
@@ -226,10 +232,9 @@ class S3Store(Store):
             raise
         return True
 
-    def _put_single(self, name: str, body: bytes, checksum: str, exclusive: bool) -> dict:
-        args = self._args(
-            name, Body=body, Metadata={SHA256_METADATA: checksum}, **self._write_args()
-        )
+    def _put_single(self, name: str, body: bytes, checksum: str | None, exclusive: bool) -> dict:
+        metadata = {SHA256_METADATA: checksum} if checksum else {}
+        args = self._args(name, Body=body, Metadata=metadata, **self._write_args())
         if exclusive and self.config.conditional_writes:
             args["IfNoneMatch"] = "*"
         return self.client.put_object(**args)
@@ -566,51 +571,95 @@ def _collect(pending: list[Future], done: list[dict]) -> list[Future]:
 
 
 class _PartReader:
-    """Cuts a chunk iterator into parts of requested sizes, hashing as it goes.
+    """Cuts a source into parts of requested sizes, hashing as it goes (``hashing``).
 
-    The sha256 runs on its own thread, in part order (hashlib releases the
-    GIL), so hashing overlaps reading and uploading instead of adding to them.
+    A binary file (anything with ``readinto``) is read straight into each
+    part's buffer, no chunk copies; other sources go through
+    :func:`iter_chunks`. The sha256 runs on its own thread, in part order
+    (hashlib releases the GIL), so hashing overlaps reading and uploading.
     """
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._digest = hashlib.sha256()
-        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rdbkit-s3-hash")
+    def __init__(self, source: Source, *, hashing: bool = True) -> None:
+        readinto = getattr(source, "readinto", None)
+        self._readinto = readinto if callable(readinto) else None
+        self._chunks = None if self._readinto else iter_chunks(source)
+        self._digest = hashlib.sha256() if hashing else None
+        self._hasher = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="rdbkit-s3-hash")
+            if hashing else None
+        )
         self._hashing: Future | None = None
         self._pending = memoryview(b"")
+        self._eof = False
         self.total = 0
 
-    def checksum(self) -> str:
-        """``sha256:<hex>`` of everything read so far (waits for the hash thread)."""
+    def checksum(self) -> str | None:
+        """``sha256:<hex>`` of everything read so far (None without hashing)."""
+        if self._digest is None:
+            return None
         if self._hashing is not None:
             self._hashing.result()
         return "sha256:" + self._digest.hexdigest()
 
     def close(self) -> None:
-        self._hasher.shutdown(wait=True)
+        if self._hasher is not None:
+            self._hasher.shutdown(wait=True)
 
     def at_eof(self) -> bool:
+        if self._pending:
+            return False
+        if self._eof:
+            return True
+        if self._readinto is not None:
+            peek = bytearray(1)
+            if not self._readinto(peek):
+                self._eof = True
+                return True
+            self._pending = memoryview(peek)
+            return False
         while not self._pending:
             chunk = next(self._chunks, None)
             if chunk is None:
+                self._eof = True
                 return True
             self._pending = memoryview(chunk).cast("B")
         return False
 
-    def read(self, size: int) -> bytes:
-        pieces = []
-        want = size
-        while want and not self.at_eof():
-            piece = self._pending[:want]
-            pieces.append(piece)
-            self._pending = self._pending[len(piece) :]
-            want -= len(piece)
-        data = pieces[0].tobytes() if len(pieces) == 1 else b"".join(pieces)
-        if self._hashing is not None:
-            self._hashing.result()  # at most one part waits to be hashed: memory stays bounded
-        self._hashing = self._hasher.submit(self._digest.update, data)
+    def read(self, size: int) -> bytes | bytearray:
+        if self._readinto is not None:
+            data: bytes | bytearray = self._read_file(size)
+        else:
+            pieces = []
+            want = size
+            while want and not self.at_eof():
+                piece = self._pending[:want]
+                pieces.append(piece)
+                self._pending = self._pending[len(piece) :]
+                want -= len(piece)
+            data = pieces[0].tobytes() if len(pieces) == 1 else b"".join(pieces)
+        if self._hasher is not None:
+            if self._hashing is not None:
+                self._hashing.result()  # at most one part waits to be hashed: memory stays bounded
+            self._hashing = self._hasher.submit(self._digest.update, data)
         self.total += len(data)
         return data
+
+    def _read_file(self, size: int) -> bytearray:
+        buf = bytearray(size)
+        view = memoryview(buf)
+        n = len(self._pending)
+        view[:n] = self._pending
+        self._pending = memoryview(b"")
+        while n < size and not self._eof:
+            got = self._readinto(view[n:])
+            if not got:
+                self._eof = True
+                break
+            n += got
+        view.release()
+        if n < size:
+            del buf[n:]
+        return buf
 
 
 def _check_complete(
