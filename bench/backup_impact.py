@@ -40,11 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from servers import redis7_binary, running_server  # noqa: E402
 
 from rdbkit.backup.connection import Connection  # noqa: E402
-from rdbkit.backup.cooperative import capture_cooperative  # noqa: E402
 from rdbkit.backup.info import parse_info  # noqa: E402
-from rdbkit.catalog import Catalog  # noqa: E402
-from rdbkit.storage import LocalStore  # noqa: E402
-from rdbkit.urls import parse_url  # noqa: E402
 
 
 def info(port: int) -> dict[str, str]:
@@ -85,16 +81,22 @@ def alongside(port: int, work, seconds: float, rps: float, clients: int, keys: i
 
 
 def cooperative_backup(port: int, directory: Path, budget_ms: float | None, name: str,
-                       batch: int, max_ops: float | None):
-    catalog = Catalog(LocalStore(directory), account="bench")
-    options: dict = {"batch": batch}
+                       batch: int, max_ops: float | None, nice: int):
+    """``rdbkit backup --method cooperative`` in its own process, at ``nice`` priority."""
+    command = [str(Path(sys.executable).parent / "rdbkit"), "backup",
+               f"redis://127.0.0.1:{port}/0", str(directory), "--account", "bench",
+               "--name", name, "--method", "cooperative", "--json"]
     if budget_ms:
-        options["latency_budget_ms"] = budget_ms
+        command += ["--latency-budget-ms", str(budget_ms)]
     if max_ops:
-        options["max_ops_per_s"] = max_ops
-    capture = capture_cooperative(parse_url(f"redis://127.0.0.1:{port}/0"),
-                                  connection_options={"timeout": 300}, **options)
-    return catalog.create(name, capture)
+        command += ["--max-ops", str(max_ops)]
+    command += ["--batch", str(batch)]
+    if nice:
+        command = ["nice", "-n", str(nice), *command]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    if out.returncode:
+        raise RuntimeError(out.stderr)
+    return json.loads(out.stdout)
 
 
 def bgsave(port: int) -> float:
@@ -117,6 +119,9 @@ def main() -> int:
     parser.add_argument("--budget-ms", type=float, default=2.0)
     parser.add_argument("--batch", type=int, default=500, help="cooperative SCAN/DUMP batch")
     parser.add_argument("--max-ops", type=float, default=None, help="cooperative keys/s cap")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="run the cooperative backup (a separate rdbkit process) at this "
+                        "nice level, as a backup agent would be")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
@@ -134,7 +139,7 @@ def main() -> int:
         # Time each backup once without load, to size the benchmark runs.
         t0 = time.monotonic()
         cooperative_backup(port, Path(work) / "warm", args.budget_ms, "warm", args.batch,
-                           args.max_ops)
+                           args.max_ops, args.nice)
         coop_s = time.monotonic() - t0
         t0 = time.monotonic()
         bgsave(port)
@@ -147,12 +152,14 @@ def main() -> int:
 
         forks0 = int(info(port)["total_forks"])
         bench, res = alongside(port, lambda: cooperative_backup(
-            port, Path(work) / "coop", args.budget_ms, "coop", args.batch, args.max_ops),
+            port, Path(work) / "coop", args.budget_ms, "coop", args.batch, args.max_ops,
+            args.nice),
             coop_s, idle["rps"],
             args.clients, args.keys)
         forks = int(info(port)["total_forks"]) - forks0
         label = f"rdbkit cooperative (batch {args.batch}, budget {args.budget_ms} ms" + (
-            f", {args.max_ops:,.0f} keys/s cap)" if args.max_ops else ")")
+            f", {args.max_ops:,.0f} keys/s cap" if args.max_ops else "") + (
+            f", nice {args.nice})" if args.nice else ")")
         rows.append({"phase": label, **bench,
                      "seconds": res["seconds"], "cow_mb": 0.0, "forks": forks})
         print("cooperative", bench, res["seconds"], f"forks {forks}", flush=True)

@@ -134,6 +134,9 @@ def _total_keys(source: str) -> int | None:
               "copy-on-write estimate.")
 @click.option("--max-ops", type=float, default=None,
               help="cooperative: at most this many keys per second.")
+@click.option("--batch", type=click.IntRange(1, 100_000), default=None,
+              help="cooperative: keys per SCAN/DUMP pipeline (default 500; smaller batches "
+              "hold the source for less time at once).")
 @click.option("--latency-budget-ms", type=float, default=None,
               help="cooperative: keep each batch's round trip under this (shrinks batches).")
 @click.option("--timeout", type=float, default=300.0, show_default=True,
@@ -142,13 +145,15 @@ def _total_keys(source: str) -> int | None:
 @progress_option
 @tls_options
 @store_settings
-def backup_command(source, name, method, max_ops, latency_budget_ms, timeout, as_json,
+def backup_command(source, name, method, max_ops, batch, latency_budget_ms, timeout, as_json,
                    progress, **params) -> None:
     """Back up SOURCE (redis://, rediss://, redis+cluster:// or an RDB file) into STORE."""
     opts = pop_store_params(params)
     options: dict[str, Any] = {"connection_options": {"timeout": timeout}}
     if max_ops is not None:
         options["max_ops_per_s"] = max_ops
+    if batch is not None:
+        options["batch"] = batch
     if latency_budget_ms is not None:
         options["latency_budget_ms"] = latency_budget_ms
     started = time.monotonic()
