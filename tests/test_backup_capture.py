@@ -155,3 +155,37 @@ def test_progress_counts_every_byte_and_key(redis7, tmp_path):
     assert seen == {"bytes": manifest.rdb_size, "keys": manifest.keys}
     out = run("backup", _url(redis7), tmp_path / "store2", "--account", "t", "--progress")
     assert out.exit_code == 0 and "keys" in out.stderr and "MiB/s" in out.stderr
+
+
+def test_one_failed_shard_publishes_nothing(cluster3, tmp_path):
+    """A shard whose node stops answering mid-stream fails the whole cluster snapshot."""
+    import os
+    import signal
+
+    from rdbkit.errors import CaptureError
+
+    with contextlib.closing(cluster3.client()) as c:
+        c.flushall()
+        pipe = c.pipeline(transaction=False)
+        for i in range(30_000):
+            pipe.set(f"k:{i}", os.urandom(1000))
+        pipe.execute()
+    frozen = cluster3.primaries()[1]
+    stopped = []
+
+    def freeze_once(nbytes: int, keys: int) -> None:
+        if not stopped:  # the streams have started: stop one shard's node now
+            os.kill(frozen.process.pid, signal.SIGSTOP)
+            stopped.append(True)
+
+    catalog = Catalog(LocalStore(tmp_path / "store"), account="t", progress=freeze_once)
+    try:
+        with pytest.raises(CaptureError, match="sent nothing"):
+            backup(catalog, cluster3.url, "broken", method="sync",
+                   connection_options={"timeout": 1.5})
+    finally:
+        os.kill(frozen.process.pid, signal.SIGCONT)
+    assert stopped
+    assert catalog.list() == []
+    assert list(catalog.store.list("data/")) == []
+    assert list(catalog.store.list_pending("")) == []
