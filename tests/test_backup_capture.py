@@ -189,3 +189,25 @@ def test_one_failed_shard_publishes_nothing(cluster3, tmp_path):
     assert catalog.list() == []
     assert list(catalog.store.list("data/")) == []
     assert list(catalog.store.list_pending("")) == []
+
+
+@pytest.mark.parametrize("method", ["sync", "cooperative"])
+def test_acl_user_with_rights_backs_up(redis7, catalog, method):
+    with contextlib.closing(redis7.client()) as c:
+        c.flushall()
+        c.mset({f"a{i}": i for i in range(100)})
+        c.execute_command("ACL", "SETUSER", "backup", "on", ">s3cret", "~*", "&*", "+@read",
+                          "+@connection", "+info", "+config|get", "+command|info", "+psync",
+                          "+sync", "+replconf", "+scan", "+dump", "+pexpiretime", "+pttl",
+                          "+select", "+function|dump", "+function|list")
+    try:
+        url = f"redis://backup:s3cret@127.0.0.1:{redis7.port}/0"
+        manifest, decision = backup(catalog, url, f"acl-{method}", method=method)
+        assert decision.method == method and manifest.keys == 100
+        assert "s3cret" not in manifest.to_json().decode()  # no password in the manifest
+        bad = f"redis://backup:wrong@127.0.0.1:{redis7.port}/0"
+        with pytest.raises(Exception, match="WRONGPASS|invalid"):
+            backup(catalog, bad, f"acl-bad-{method}", method=method)
+    finally:
+        with contextlib.closing(redis7.client()) as c:
+            c.execute_command("ACL", "DELUSER", "backup")
