@@ -78,8 +78,9 @@ def decide(url: RedisUrl, method: str = "auto", **connection_options: Any) -> De
         if refusal:
             return Decision("cooperative", f"replication refused: {refusal}")
         est = estimate(conn)
-    reason = "; ".join(est.reasons) if est.reasons else f"estimate chose {est.method}"
-    return Decision(est.method, reason, est)
+    # The last reason is the comparison that decided; the others show how it was reached.
+    reason = est.reasons[-1] if est.reasons else f"estimate chose {est.method}"
+    return Decision(est.method, reason, est, list(est.reasons[:-1]))
 
 
 def capture(source: str | Url, *, method: str = "auto", **options: Any) -> tuple[Capture, Decision]:
