@@ -49,10 +49,13 @@ class Source:
         return Catalog(LocalStore(self.store_root), account=ACCOUNT)
 
 
-def _make_source(server, tmp_path_factory) -> Source:
+def _make_source(server, tmp_path_factory, more=None, label: str = "store") -> Source:
+    """The mixed dataset (plus what ``more(server)`` writes) SAVEd and imported as "s"."""
     dataset = write_dataset(server)
+    if more is not None:
+        more(server)
     path = server.save()
-    root = tmp_path_factory.mktemp(f"store-{server.name}")
+    root = tmp_path_factory.mktemp(f"{label}-{server.name}")
     Catalog(LocalStore(root), account=ACCOUNT).import_file(path, "s")
     return Source(
         name=server.name,

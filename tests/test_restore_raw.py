@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import io
 import struct
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import rdbbuild as B
-from datasets import field_expires_view, function_codes, server_view, write_dataset
-from test_restore import _no_active_time, assert_same_view, dbsizes, expected_dbs, fresh, url
+from datasets import field_expires_view, function_codes, server_view
+from test_restore import (
+    Source,
+    _make_source,
+    _no_active_time,
+    assert_same_view,
+    dbsizes,
+    expected_dbs,
+    fresh,
+    url,
+)
 
 import rdbkit.restore.restore as restore_mod
 from rdbkit.backup.connection import Connection, command
@@ -42,48 +49,32 @@ ODD_KEYS = [b"7", b"-100", b"12345", b"-2147483648", b"2147483647",
             b"k" * 100 + b"1", b"abcdefghij" * 8, b"x" * 5000]
 
 
-@dataclass
-class Source:
-    name: str
-    path: Path
-    view: dict
-    functions: list[bytes]
-    dataset: object
-    field_expires: dict
-    store_root: Path
-
-    def catalog(self) -> Catalog:
-        return Catalog(LocalStore(self.store_root), account=ACCOUNT)
-
-
-def _make_source(server, tmp_path_factory) -> Source:
-    dataset = write_dataset(server)
+def _odd_keys(server) -> None:
     with Connection("127.0.0.1", server.port) as conn:
         for i, key in enumerate(ODD_KEYS):
             conn.call("SET", key, b"v%d" % i)
         conn.call("PEXPIREAT", ODD_KEYS[5], 4_102_444_800_000)
         conn.call("HSET", b"99", b"f", b"v")
         conn.call("RPUSH", b"q" * 64, b"a", b"b")
-    path = server.save()
-    root = tmp_path_factory.mktemp(f"raw-store-{server.name}")
-    Catalog(LocalStore(root), account=ACCOUNT).import_file(path, "s")
-    return Source(server.name, path, server_view(server), function_codes(server), dataset,
-                  field_expires_view(server, dataset.field_expires), root)
+
+
+def _make_raw_source(server, tmp_path_factory) -> Source:
+    return _make_source(server, tmp_path_factory, _odd_keys, label="raw-store")
 
 
 @pytest.fixture(scope="module")
 def redis7_raw(redis7, tmp_path_factory) -> Source:
-    return _make_source(redis7, tmp_path_factory)
+    return _make_raw_source(redis7, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def valkey9_raw(valkey9, tmp_path_factory) -> Source:
-    return _make_source(valkey9, tmp_path_factory)
+    return _make_raw_source(valkey9, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def redis6_raw(redis6, tmp_path_factory) -> Source:
-    return _make_source(redis6, tmp_path_factory)
+    return _make_raw_source(redis6, tmp_path_factory)
 
 
 @pytest.fixture
