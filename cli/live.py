@@ -23,8 +23,14 @@ from rdbkit.backup.connection import Connection
 from rdbkit.backup.estimate import estimate
 from rdbkit.catalog.manifest import format_time
 from rdbkit.cli.source import progress_option
-from rdbkit.cli.store import open_cli_catalog, pop_store_params, store_options, store_settings
-from rdbkit.restore.cluster_seed import seed_cluster
+from rdbkit.cli.store import (
+    open_cli_catalog,
+    pop_store_params,
+    snapshot_store_options,
+    store_settings,
+)
+from rdbkit.restore.cluster_seed import binary_rdb_version, seed_cluster
+from rdbkit.restore.plain import is_plain_rdb, plain_snapshot
 from rdbkit.restore.restore import restore_snapshot
 from rdbkit.restore.seed import seed, start_seeded_server
 from rdbkit.storage.transfer import MiB
@@ -231,12 +237,39 @@ def estimate_command(source, reserved, sample, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @progress_option
 @tls_options
-@store_options
+@snapshot_store_options
 def restore_command(snapshot, target, replace, flush, connections, drop_unsupported, timeout,
                     as_json, progress, **params) -> None:
-    """RESTORE every key of SNAPSHOT into the running node TARGET (redis:// or redis+cluster://)."""
+    """RESTORE every key of SNAPSHOT into the running node TARGET (redis:// or redis+cluster://).
+
+    SNAPSHOT is a snapshot name in --store, or a plain .rdb file: a path with a
+    '/' (./dump.rdb) or an s3:// object URL, verified before anything is written.
+    """
     opts = pop_store_params(params)
-    catalog = open_cli_catalog(opts)
+    with _snapshot_source(snapshot, opts) as (catalog, snapshot):
+        _restore(catalog, snapshot, target, replace, flush, connections, drop_unsupported,
+                 timeout, as_json, progress)
+
+
+@contextmanager
+def _snapshot_source(snapshot: str, opts: dict):
+    """(catalog, name) for a snapshot name in --store, or for a plain .rdb path / s3:// URL."""
+    if is_plain_rdb(snapshot):
+        # the bucket's owner comes from --expected-bucket-owner or the caller identity
+        # (STS), never from --account, which names the target's account
+        s3 = {k: opts[k] for k in ("endpoint_url", "sts_endpoint_url", "expected_bucket_owner")
+              if opts.get(k)}
+        with plain_snapshot(snapshot, account=opts.get("account"), **s3) as found:
+            yield found
+    else:
+        if not opts.get("store_url"):
+            raise click.UsageError(f"{snapshot!r} is a snapshot name: give --store "
+                                   "(or a path with a '/' for a plain .rdb file)")
+        yield open_cli_catalog(opts), snapshot
+
+
+def _restore(catalog, snapshot, target, replace, flush, connections, drop_unsupported, timeout,
+             as_json, progress) -> None:
     url = parse_url(target)
     manifest = catalog.describe(snapshot)
     options = dict(replace=replace, flush=flush, timeout=timeout,
@@ -274,11 +307,22 @@ def restore_command(snapshot, target, replace, flush, connections, drop_unsuppor
 @click.option("--start", "binary", default=None, metavar="REDIS_SERVER",
               help="Also start this redis-server/valkey-server on the seeded directory.")
 @click.option("--port", type=int, default=6379, show_default=True, help="Port for --start.")
-@store_options
+@snapshot_store_options
 def seed_command(snapshot, directory, target_version, shard, binary, port, **params) -> None:
-    """Place SNAPSHOT's RDB (verified) as DIR/dump.rdb for a new server to load at start."""
-    catalog = open_cli_catalog(pop_store_params(params))
-    path = seed(catalog, snapshot, directory, target_version=target_version, shard=shard)
+    """Place SNAPSHOT's RDB (verified) as DIR/dump.rdb for a new server to load at start.
+
+    SNAPSHOT is a snapshot name in --store, or a plain .rdb file: a path with a
+    '/' (./dump.rdb) or an s3:// object URL, verified before anything is written.
+    """
+    with _snapshot_source(snapshot, pop_store_params(params)) as (catalog, name):
+        if binary and target_version is None:
+            readable = binary_rdb_version(binary)
+            version = catalog.describe(name).rdb_version
+            if version > readable:
+                raise click.ClickException(
+                    f"{snapshot} is RDB {version} and {binary} reads RDB {readable} at most; "
+                    f"pass --target-version {readable} to convert it")
+        path = seed(catalog, name, directory, target_version=target_version, shard=shard)
     click.echo(f"seeded {path}")
     if binary:
         process = start_seeded_server(binary, directory, port)
@@ -295,14 +339,14 @@ def cluster_group() -> None:
 @click.option("--shards", type=click.IntRange(1, 1000), required=True)
 @click.option("--dir", "directory", required=True, type=click.Path(file_okay=False))
 @click.option("--binary", default="redis-server", show_default=True)
-@store_options
+@snapshot_store_options
 def cluster_seed_command(snapshot, shards, directory, binary, **params) -> None:
     """Start a new SHARDS-node cluster under DIR, each node seeded with exactly its slots' keys.
 
     The nodes keep running after the command exits.
     """
-    catalog = open_cli_catalog(pop_store_params(params))
-    seeded = seed_cluster(catalog, snapshot, directory, shards, binary=binary)
+    with _snapshot_source(snapshot, pop_store_params(params)) as (catalog, name):
+        seeded = seed_cluster(catalog, name, directory, shards, binary=binary)
     for node in seeded.nodes:
         click.echo(f"{node.address} slots {node.slots[0]}-{node.slots[1]}: {node.keys:,} keys "
                    f"(pid {node.process.pid if node.process else '-'})")

@@ -47,6 +47,16 @@ def store_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def snapshot_store_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Like :func:`store_options`, but ``--store`` may be left out (a plain .rdb source)."""
+    func = store_settings(func)
+    return click.option(
+        "--store", "-s", "store_url", envvar="RDBKIT_STORE", default=None, metavar="URL",
+        help="Snapshot store holding SNAPSHOT (env RDBKIT_STORE); not needed for a plain "
+        ".rdb path or s3:// URL.",
+    )(func)
+
+
 def store_settings(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--account``, ``--compression`` and the S3 settings (for a STORE argument)."""
     options = [
