@@ -18,6 +18,7 @@ import click
 from rdbkit.catalog import Manifest, file_capture, run_schedule
 from rdbkit.backup.capture import capture
 from rdbkit.catalog.manifest import format_time
+from rdbkit.catalog.usage import DEFAULT_PRICE_PER_GB_MONTH, usage
 from rdbkit.cli.source import progress_option
 from rdbkit.cli.store import (
     byte_progress,
@@ -162,6 +163,9 @@ def list_command(source, kind, as_json, **params) -> None:
     else:
         for m in found:
             click.echo(_row(m))
+        if found and source is None and kind is None:
+            click.echo("")
+            _print_usage(usage(catalog), DEFAULT_PRICE_PER_GB_MONTH)
 
 
 @snapshot_group.command("describe")
@@ -410,5 +414,32 @@ def gc_command(older_than, apply, as_json, **params) -> None:
                    f"{len(report.orphan_objects)} object(s); --apply removes them")
 
 
-COMMANDS = [snapshot_group, import_command, policy_group, schedule_group, retire_command,
+@click.command("usage")
+@click.option("--price", type=click.FloatRange(0), default=DEFAULT_PRICE_PER_GB_MONTH,
+              show_default=True, help="Price per GB-month (GB = 2^30 bytes) beyond the free "
+              "snapshot of each active source.")
+@click.option("--json", "as_json", is_flag=True)
+@store_options
+def usage_command(price, as_json, **params) -> None:
+    """Snapshots by kind, bytes stored and estimated monthly cost, per source."""
+    rows = usage(open_cli_catalog(pop_store_params(params)))
+    if as_json:
+        _emit({"price_per_gb_month": price, "sources": [r.to_dict(price) for r in rows],
+               "monthly_cost": round(sum(r.monthly_cost(price) for r in rows), 6)})
+        return
+    _print_usage(rows, price)
+
+
+def _print_usage(rows, price: float) -> None:
+    for r in rows:
+        kinds = " ".join(f"{k}={n}" for k, n in r.snapshots.items() if n)
+        state = "" if r.active else " (retired)"
+        click.echo(f"{r.source}{state}: {kinds}; {_size(r.bytes_stored)} stored, "
+                   f"{_size(r.billable_bytes)} billable, ${r.monthly_cost(price):.4f}/month")
+    total = sum(r.monthly_cost(price) for r in rows)
+    click.echo(f"total: ${total:.4f}/month at ${price}/GB-month (first snapshot of each active "
+               "source free)")
+
+
+COMMANDS = [snapshot_group, usage_command, import_command, policy_group, schedule_group, retire_command,
             events_command, gc_command]

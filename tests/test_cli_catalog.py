@@ -225,3 +225,25 @@ def test_sigkill_mid_write_local_then_gc(tmp_path):
     applied = json.loads(ok(run("gc", "--older-than", "0s", "--apply", "--json", *args)))
     assert len(applied["pending_uploads"]) == 1
     assert not list(store.rglob(".tmp-*"))
+
+
+def test_usage_report_per_source(local, tmp_path):
+    a = write_rdb(tmp_path / "a.rdb", keys=200, value_size=100)
+    b = write_rdb(tmp_path / "b.rdb", keys=50, value_size=100)
+    for name in ("a1", "a2", "a3"):
+        ok(run("import", a, "--name", name, *local))
+    ok(run("snapshot", "copy", "a1", "a1-copy", *local))
+    ok(run("import", b, "--name", "b1", *local))
+    ok(run("retire", b, *local))
+    report = json.loads(ok(run("usage", "--json", "--price", "1000", *local)))
+    by_source = {Path(s["source"]).name: s for s in report["sources"]}
+    size_a, size_b = a.stat().st_size, b.stat().st_size
+    sa, sb = by_source["a.rdb"], by_source["b.rdb"]
+    assert sa["snapshots"] == {"manual": 3, "automatic": 0, "final": 0, "copy": 1}
+    assert sa["bytes_stored"] == 4 * size_a and sa["free_bytes"] == size_a
+    assert sa["monthly_cost"] == pytest.approx(1000 * 3 * size_a / 2**30, abs=1e-6)
+    assert not sb["active"] and sb["free_bytes"] == 0  # a retired source has no free snapshot
+    assert sb["monthly_cost"] == pytest.approx(1000 * size_b / 2**30, abs=1e-6)
+    assert report["monthly_cost"] == pytest.approx(sa["monthly_cost"] + sb["monthly_cost"], abs=1e-6)
+    text = ok(run("snapshot", "list", *local))
+    assert "billable" in text and "total: $" in text
