@@ -244,6 +244,6 @@ def test_usage_report_per_source(local, tmp_path):
     assert sa["monthly_cost"] == pytest.approx(1000 * 3 * size_a / 2**30, abs=1e-6)
     assert not sb["active"] and sb["free_bytes"] == 0  # a retired source has no free snapshot
     assert sb["monthly_cost"] == pytest.approx(1000 * size_b / 2**30, abs=1e-6)
-    assert report["monthly_cost"] == pytest.approx(sa["monthly_cost"] + sb["monthly_cost"], abs=1e-6)
+    assert report["monthly_cost"] == pytest.approx(sa["monthly_cost"] + sb["monthly_cost"], abs=2e-6)
     text = ok(run("snapshot", "list", *local))
     assert "billable" in text and "total: $" in text
