@@ -87,6 +87,14 @@ def capture_source(url: str):
     return capture(url)[0]
 
 
+def final_capture(url: str):
+    """A retire's final snapshot: like capture_source, but a cluster is read from its primaries."""
+    parsed = parse_url(url)
+    if isinstance(parsed, FileUrl):
+        return capture_source(url)
+    return capture(url, from_primaries=True)[0]
+
+
 _DURATION_RE = re.compile(r"(\d+)([smhd])")
 
 
@@ -359,7 +367,7 @@ def retire_command(source, final, **params) -> None:
     """Give up SOURCE: optional final snapshot, then its automatic snapshots are deleted."""
     catalog = open_cli_catalog(pop_store_params(params))
     manifest, deleted = catalog.retire(_source_url(source), final_snapshot=final,
-                                       capture=capture_source)
+                                       capture=final_capture)
     if manifest is not None:
         click.echo(f"final snapshot {manifest.name}: {manifest.keys} keys")
     click.echo(f"retired {_source_url(source)}; deleted {len(deleted)} automatic snapshot(s)")

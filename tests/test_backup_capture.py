@@ -211,3 +211,20 @@ def test_acl_user_with_rights_backs_up(redis7, catalog, method):
     finally:
         with contextlib.closing(redis7.client()) as c:
             c.execute_command("ACL", "DELUSER", "backup")
+
+
+def test_retire_takes_the_final_snapshot_from_the_primaries(cluster3r, catalog):
+    with contextlib.closing(cluster3r.client()) as c:
+        c.flushall()
+        for i in range(200):
+            c.set(f"r:{i}", i)
+    time.sleep(1.0)
+    regular, _ = backup(catalog, cluster3r.url, "regular", method="sync", kind="automatic")
+    final, deleted = catalog.retire(cluster3r.url, final_snapshot="last",
+                                    capture=capture_fn(from_primaries=True))
+    primaries = {f"127.0.0.1:{n.port}" for n in cluster3r.primaries()}
+    assert {s.node for s in regular.shards}.isdisjoint(primaries)  # regular: replicas
+    assert {s.node for s in final.shards} == primaries  # final: primaries
+    assert final.kind == "final" and final.keys == 200
+    assert [m.name for m in deleted] == ["regular"]
+    assert [m.name for m in catalog.list()] == ["last"]

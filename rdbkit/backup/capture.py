@@ -97,6 +97,7 @@ def capture(source: str | Url, *, method: str = "auto", **options: Any) -> tuple
         return file_capture(str(url.path)), Decision("file", "an RDB file is imported as it is")
     if isinstance(url, RedisClusterUrl):
         return capture_cluster(url, method=method, connection_options=conn_options, **options)
+    options.pop("from_primaries", None)  # a single node is its own primary
     if not isinstance(url, RedisUrl):
         raise CaptureError(f"{url} is not a Redis node, cluster or RDB file")
     decision = decide(url, method, **conn_options)
@@ -107,18 +108,23 @@ def capture(source: str | Url, *, method: str = "auto", **options: Any) -> tuple
 
 def capture_cluster(
     url: RedisClusterUrl, *, method: str = "auto", connection_options: dict | None = None,
-    **options: Any,
+    from_primaries: bool = False, **options: Any,
 ) -> tuple[Capture, Decision]:
-    """One shard stream per primary's slot ranges, from a healthy replica where there is one."""
+    """One shard stream per primary's slot ranges, from a healthy replica where there is one.
+
+    ``from_primaries`` reads every shard from its primary instead (a final
+    snapshot before a cluster is retired: the primaries hold the last writes).
+    """
     conn_options = dict(connection_options or {})
     with Connection.from_url(url, **conn_options) as conn:
         topology = discover(conn)
         facts = server_facts(conn)
     topology.check_complete()
-    decision = _cluster_decision(url, topology, method, conn_options)
+    decision = _cluster_decision(url, topology, method, conn_options, from_primaries)
     shards = []
     for shard in topology.shards:
-        node = shard.backup_node() if decision.method == "sync" else shard.primary
+        node = (shard.backup_node() if decision.method == "sync" and not from_primaries
+                else shard.primary)
         shards.append(ShardInput(
             data=_shard_stream(url, node, decision.method, facts.rdb_version, conn_options,
                                options),
@@ -135,12 +141,13 @@ def capture_cluster(
     return Capture(source=source, shards=shards, consistency=consistency), decision
 
 
-def _cluster_decision(url: RedisClusterUrl, topology, method: str, conn_options: dict) -> Decision:
+def _cluster_decision(url: RedisClusterUrl, topology, method: str, conn_options: dict,
+                      from_primaries: bool = False) -> Decision:
     if method == "cooperative":
         return Decision("cooperative", "asked for (--method cooperative)")
     refusals = []
     for shard in topology.shards:
-        node = shard.backup_node()
+        node = shard.primary if from_primaries else shard.backup_node()
         with _node_connection(url, node, conn_options) as conn:
             refusal = replication_refusal(conn)
         if refusal:
@@ -154,7 +161,7 @@ def _cluster_decision(url: RedisClusterUrl, topology, method: str, conn_options:
     # auto: a replica's save costs its primary nothing; primaries must fit their estimate.
     notes = []
     for shard in topology.shards:
-        node = shard.backup_node()
+        node = shard.primary if from_primaries else shard.backup_node()
         if node.role == "replica":
             notes.append(f"{shard.primary.address}: sync from replica {node.address}")
             continue
@@ -212,7 +219,10 @@ def backup(
 
 
 def capture_fn(method: str = "auto", **options: Any):
-    """A CaptureFn (url → Capture) for the schedule and retire: live nodes or files."""
+    """A CaptureFn (url → Capture) for the schedule and retire: live nodes or files.
+
+    For a retire's final snapshot pass ``from_primaries=True``.
+    """
 
     def run(url: str) -> Capture:
         return capture(url, method=method, **dict(options))[0]
