@@ -303,12 +303,11 @@ def _restore(catalog, snapshot, target, replace, flush, connections, drop_unsupp
               help="Directory where the new server loads dump.rdb from.")
 @click.option("--target-version", type=int, default=None,
               help="Re-encode for a server reading this RDB version (e.g. 9 for Redis 6.2).")
-@click.option("--shard", type=int, default=None, help="Which shard of a cluster snapshot.")
 @click.option("--start", "binary", default=None, metavar="REDIS_SERVER",
               help="Also start this redis-server/valkey-server on the seeded directory.")
 @click.option("--port", type=int, default=6379, show_default=True, help="Port for --start.")
 @snapshot_store_options
-def seed_command(snapshot, directory, target_version, shard, binary, port, **params) -> None:
+def seed_command(snapshot, directory, target_version, binary, port, **params) -> None:
     """Place SNAPSHOT's RDB (verified) as DIR/dump.rdb for a new server to load at start.
 
     SNAPSHOT is a snapshot name in --store, or a plain .rdb file: a path with a
@@ -322,7 +321,7 @@ def seed_command(snapshot, directory, target_version, shard, binary, port, **par
                 raise click.ClickException(
                     f"{snapshot} is RDB {version} and {binary} reads RDB {readable} at most; "
                     f"pass --target-version {readable} to convert it")
-        path = seed(catalog, name, directory, target_version=target_version, shard=shard)
+        path = seed(catalog, name, directory, target_version=target_version)
     click.echo(f"seeded {path}")
     if binary:
         process = start_seeded_server(binary, directory, port)

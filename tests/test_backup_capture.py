@@ -228,3 +228,13 @@ def test_retire_takes_the_final_snapshot_from_the_primaries(cluster3r, catalog):
     assert final.kind == "final" and final.keys == 200
     assert [m.name for m in deleted] == ["regular"]
     assert [m.name for m in catalog.list()] == ["last"]
+
+
+@pytest.mark.parametrize("method", ["sync", "cooperative", "auto"])
+def test_a_single_shard_of_a_cluster_is_refused(cluster3, catalog, method):
+    from rdbkit.errors import CaptureError
+
+    node = cluster3.primaries()[0]
+    with pytest.raises(CaptureError, match="backed up whole.*redis\\+cluster://"):
+        backup(catalog, f"redis://127.0.0.1:{node.port}/0", "one-shard", method=method)
+    assert catalog.list() == [] and list(catalog.store.list("data/")) == []

@@ -128,18 +128,14 @@ def _rdb(prefix: bytes) -> bytes:
     return out.getvalue()
 
 
-def test_multi_shard_needs_shard_index(tmp_path):
+def test_a_cluster_snapshot_seeds_as_a_whole(tmp_path):
     catalog = Catalog(LocalStore(tmp_path / "store"), account=ACCOUNT)
     shards = [_rdb(b"a"), _rdb(b"b")]
     catalog.create("two", Capture(SourceInfo(url="redis+cluster://x:1", engine="redis"),
                                   [ShardInput(s) for s in shards]))
-    with pytest.raises(RestoreError, match="2 shards"):
-        seed(catalog, "two", tmp_path / "n")
-    assert not (tmp_path / "n" / "dump.rdb").exists()
-    with pytest.raises(RestoreError, match="no shard 2"):
-        seed(catalog, "two", tmp_path / "n", shard=2)
-    path = seed(catalog, "two", tmp_path / "n", shard=1)
-    assert path.read_bytes() == shards[1]
+    path = seed(catalog, "two", tmp_path / "n")
+    keys = sorted(e.key for e in Decoder(str(path)))
+    assert keys == sorted(e.key for s in shards for e in Decoder(io.BytesIO(s)))
     assert sorted(p.name for p in (tmp_path / "n").iterdir()) == ["dump.rdb"]
 
 

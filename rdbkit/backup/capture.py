@@ -100,6 +100,12 @@ def capture(source: str | Url, *, method: str = "auto", **options: Any) -> tuple
     options.pop("from_primaries", None)  # a single node is its own primary
     if not isinstance(url, RedisUrl):
         raise CaptureError(f"{url} is not a Redis node, cluster or RDB file")
+    with Connection.from_url(url, **conn_options) as conn:
+        if server_facts(conn).cluster_enabled:
+            raise CaptureError(
+                f"{url} is a node of a Redis Cluster, and a cluster is backed up whole (one "
+                f"shard alone could not be restored as the cluster): use "
+                f"redis+cluster://{url.host}:{url.port}")
     decision = decide(url, method, **conn_options)
     if decision.method == "sync":
         return capture_sync(url, connection_options=conn_options), decision

@@ -30,9 +30,6 @@ from rdbkit.errors import EncodeError, RestoreError
 
 _log = logging.getLogger(__name__)
 
-#: Copy buffer for a shard stream.
-CHUNK = 1 << 20
-
 
 def seed(
     catalog: Any,
@@ -42,15 +39,15 @@ def seed(
     account: str | None = None,
     target_version: int | None = None,
     dbfilename: str = "dump.rdb",
-    shard: int | None = None,
     unsupported: str = "error",
 ) -> Path:
     """Place snapshot ``name`` as ``directory/dbfilename``, verified; return its path.
 
     ``account`` is the account of the node being seeded (default: the
     catalog's); another account's snapshot is refused (AccountMismatchError).
-    A snapshot with several shards needs ``shard=N`` (one node loads one
-    shard). ``target_version`` re-encodes for that RDB version (REDIS 6–12 or
+    A cluster snapshot seeds as a whole (a snapshot restores only whole): its
+    shards are merged into one RDB (they hold disjoint keys, all in db 0).
+    ``target_version`` re-encodes for that RDB version (REDIS 6–12 or
     VALKEY 80); what the version cannot express (hash field TTLs below 12,
     functions below 10, ...) raises RestoreError with ``unsupported="error"``
     or is dropped (and logged) with ``unsupported="drop"``: Encoder(drop_unsupported=True)
@@ -62,29 +59,17 @@ def seed(
         raise ValueError(f"dbfilename must be a plain file name, not {dbfilename!r}")
     manifest = catalog.describe(name)
     count = len(manifest.shards)
-    if shard is None and count > 1:
-        raise RestoreError(
-            f"snapshot {name!r} has {count} shards; a node loads one: pass shard=0..{count - 1}"
-        )
-    index = 0 if shard is None else shard
-    if not 0 <= index < count:
-        raise RestoreError(f"snapshot {name!r} has {count} shard(s), no shard {index}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / dbfilename
     work = Path(tempfile.mkdtemp(prefix=".rdbkit-seed-", dir=directory))
     try:
-        if count == 1:
-            (fetched,) = catalog.fetch(name, work, account=account)  # verified, else nothing
+        shards = catalog.fetch(name, work, account=account)  # all verified, else nothing
+        if count > 1 or target_version is not None:
+            version = target_version if target_version is not None else manifest.rdb_version
+            fetched = _reencode(shards, work / "reencoded.rdb", version, unsupported, name)
         else:
-            fetched = work / "shard.rdb"
-            src = catalog.open_shard(manifest, index, account=account)
-            with src, open(fetched, "wb") as out:
-                while chunk := src.read(CHUNK):  # the last read checks size and sha256
-                    out.write(chunk)
-        if target_version is not None:
-            fetched = _reencode(fetched, work / "reencoded.rdb", target_version, unsupported,
-                                name)
+            (fetched,) = shards
         with open(fetched, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(fetched, final)
@@ -94,20 +79,27 @@ def seed(
     return final
 
 
-def _reencode(src: Path, dest: Path, version: int, unsupported: str, name: str) -> Path:
-    """Decode ``src`` and write it again as RDB ``version``; returns ``dest``."""
-    decoder = Decoder(str(src))
-    entries = iter(decoder)
+def _reencode(sources: list[Path], dest: Path, version: int, unsupported: str,
+              name: str) -> Path:
+    """Decode every file of ``sources`` and write them as one RDB ``version``; returns ``dest``.
+
+    Function libraries come from the first file (a cluster's shards repeat them).
+    """
+    decoders = [Decoder(str(src)) for src in sources]
+    entries = iter(decoders[0])
     first = next(entries, None)  # reads the header and the function records before the keys
     try:
         with open(dest, "wb") as out:
             writer = RdbWriter(out, version=version, drop_unsupported=(unsupported == "drop"))
             with writer:
                 writer.begin(aux={b"rdbkit-seed": name.encode()},
-                             functions=list(decoder.functions))
+                             functions=list(decoders[0].functions))
                 if first is not None:
                     writer.write(first)
                     for entry in entries:
+                        writer.write(entry)
+                for decoder in decoders[1:]:
+                    for entry in decoder:
                         writer.write(entry)
             for key, feature in writer.dropped:
                 _log.warning("seed %s: dropped %s of key %r (RDB %d cannot express it)",
@@ -119,7 +111,8 @@ def _reencode(src: Path, dest: Path, version: int, unsupported: str, name: str) 
             "unsupported='drop' to drop what that version cannot express"
         ) from exc
     finally:
-        decoder.close()
+        for decoder in decoders:
+            decoder.close()
     return dest
 
 
