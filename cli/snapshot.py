@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from rdbkit.catalog import Manifest, file_capture, run_schedule
-from rdbkit.backup.capture import capture
+from rdbkit.backup.capture import backup, capture
 from rdbkit.catalog.manifest import format_time
 from rdbkit.catalog.usage import DEFAULT_PRICE_PER_GB_MONTH, usage
 from rdbkit.cli.source import progress_option
@@ -140,11 +140,11 @@ def snapshot_group() -> None:
 @progress_option
 @store_options
 def create_command(name, source, kind, as_json, progress, **params) -> None:
-    """Snapshot SOURCE (an RDB file) as NAME."""
+    """Snapshot SOURCE (an RDB file, or a live node or cluster: method auto) as NAME."""
     opts = pop_store_params(params)
     with byte_progress(progress, f"snapshot {name}") as tick:
         catalog = open_cli_catalog(opts, tick)
-        manifest = catalog.create(name, capture_source(source), kind=kind)
+        manifest, _ = backup(catalog, source, name, kind=kind)  # holds the source's lease
     _print_created(manifest, as_json)
 
 

@@ -212,16 +212,19 @@ def backup(
     without replication rights) is retried as cooperative, and the reason is
     added to the decision's notes.
     """
-    cap, decision = capture(source, method=method, **dict(options))
-    try:
-        return catalog.create(name, cap, kind=kind), decision
-    except ReplicationRefusedError as exc:
-        if method != "auto":
-            raise
-        cap, _ = capture(source, method="cooperative", **dict(options))
-        decision = Decision("cooperative", f"replication refused: {exc}", decision.estimate,
-                            decision.notes + [f"sync refused: {exc}"])
-        return catalog.create(name, cap, kind=kind), decision
+    url = parse_url(source) if isinstance(source, str) else source
+    key = url.path.resolve().as_uri() if isinstance(url, FileUrl) else str(url)
+    with catalog.lease(key, "backup"):  # one operation per source at a time
+        cap, decision = capture(url, method=method, **dict(options))
+        try:
+            return catalog.create(name, cap, kind=kind), decision
+        except ReplicationRefusedError as exc:
+            if method != "auto":
+                raise
+            cap, _ = capture(url, method="cooperative", **dict(options))
+            decision = Decision("cooperative", f"replication refused: {exc}", decision.estimate,
+                                decision.notes + [f"sync refused: {exc}"])
+            return catalog.create(name, cap, kind=kind), decision
 
 
 def capture_fn(method: str = "auto", **options: Any):

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from rdbkit.catalog.events import Event, EventLog
+from rdbkit.catalog.lease import Lease, LeaseRecord
 from rdbkit.catalog.manifest import KINDS, Manifest, ShardRecord, SourceInfo, validate_name
 from rdbkit.catalog.policy import Policy, next_manual_allowed, source_id
 from rdbkit.catalog.probe import RdbProbe
@@ -237,6 +238,20 @@ class Catalog:
             found.append(manifest)
         return sorted(found, key=lambda m: (m.created_at, m.name))
 
+    # -- one operation per source ---------------------------------------------
+
+    def lease(self, source_url: str, operation: str, *, ttl: float | None = None) -> Lease:
+        """The lease of ``source_url`` for ``operation`` (a context manager; see rdbkit.catalog.lease).
+
+        Entering it raises LeaseHeldError while another operation runs on that source.
+        """
+        def taken_over(held: LeaseRecord) -> None:
+            self._log("takeover", source=source_url,
+                      detail={"operation": held.operation, "owner": held.owner,
+                              "expired_at": held.expires_at})
+
+        return Lease(self.store, source_url, operation, ttl=ttl, on_takeover=taken_over)
+
     # -- policies ------------------------------------------------------------
 
     def policy(self, source_url: str) -> Policy:
@@ -263,6 +278,11 @@ class Catalog:
         window: str | None = None,
     ) -> Policy:
         """Change a source's retention and/or window (PolicyError when out of range)."""
+        with self.lease(source_url, "policy change"):
+            return self._set_policy(source_url, retention_days, window)
+
+    def _set_policy(self, source_url: str, retention_days: int | None,
+                    window: str | None) -> Policy:
         current = self.policy(source_url)
         if current.retired:
             raise CatalogError(f"source {source_url!r} is retired; its policy is final")
@@ -612,6 +632,11 @@ class Catalog:
         If the final snapshot fails, nothing else changes and the error
         propagates. Returns (final manifest or None, deleted automatic ones).
         """
+        with self.lease(source_url, "retire"):
+            return self._retire(source_url, final_snapshot, capture)
+
+    def _retire(self, source_url: str, final_snapshot: str | None,
+                capture: CaptureFn | None) -> tuple[Manifest | None, list[Manifest]]:
         self._check_store("retire a source")
         policy = self.policy(source_url)
         if policy.retired:

@@ -31,6 +31,7 @@ ACTIONS = (
     "policy",
     "retire",
     "gc",
+    "takeover",
 )
 
 

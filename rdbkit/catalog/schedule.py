@@ -61,7 +61,9 @@ def run_schedule(
             report.skipped.append((url, "already taken in this window"))
             continue
         try:
-            report.taken.append(catalog.create(automatic_name(url, now), capture(url), kind="automatic"))
+            with catalog.lease(url, "automatic backup"):
+                report.taken.append(
+                    catalog.create(automatic_name(url, now), capture(url), kind="automatic"))
         except (RdbkitError, OSError) as exc:
             report.failed.append((url, str(exc)))
     report.pruned = catalog.prune()

@@ -475,9 +475,10 @@ def restore_cluster_snapshot(
                             password=seed.password, tls=seed.tls, timeout=timeout) as conn:
                 versions.append(server_facts(conn).rdb_version)
         target_version = min(versions)
-    with snapshot_entries(catalog, manifest, account=account, verify_first=verify_first,
-                          spool_dir=spool_dir, raw=raw,
-                          target_version=target_version) as (entries, functions):
+    with catalog.lease(str(seed), "restore"), \
+            snapshot_entries(catalog, manifest, account=account, verify_first=verify_first,
+                             spool_dir=spool_dir, raw=raw,
+                             target_version=target_version) as (entries, functions):
         return restore_cluster_entries(entries, seed, functions=functions, **options)
 
 

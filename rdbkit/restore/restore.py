@@ -626,7 +626,8 @@ def restore_snapshot(
 
     ``account`` is the target's account (default: the catalog's); a snapshot
     of another account is refused (AccountMismatchError) before the target
-    is contacted. Options are those of :func:`restore_entries`. See the module
+    is contacted. The restore holds the target's lease in the catalog, so a
+    backup of the same node cannot run meanwhile (LeaseHeldError). Options are those of :func:`restore_entries`. See the module
     docstring for ``verify_first``.
     """
     url = _target_url(target)
@@ -644,10 +645,11 @@ def restore_snapshot(
             "only db 0; nothing was written"
         )
     target_version = options.get("target_version")
-    with snapshot_entries(catalog, manifest, account=account, verify_first=verify_first,
-                          spool_dir=spool_dir, raw=options.get("raw"),
-                          target_version=facts.rdb_version if target_version is None
-                          else target_version) as (entries, functions):
+    with catalog.lease(str(url), "restore"), \
+            snapshot_entries(catalog, manifest, account=account, verify_first=verify_first,
+                             spool_dir=spool_dir, raw=options.get("raw"),
+                             target_version=facts.rdb_version if target_version is None
+                             else target_version) as (entries, functions):
         return restore_entries(entries, url, functions=functions, _facts=facts, **options)
 
 
