@@ -48,12 +48,13 @@ def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="rdbkit")
 
 
-from rdbkit.cli import convert, inspect, live, memory, snapshot, verify
+from rdbkit.cli import convert, inspect, live, memory, node, snapshot, verify
 
 cli.add_command(inspect.inspect_command)
 cli.add_command(verify.verify_command)
 cli.add_command(convert.convert_command)
 cli.add_command(memory.memory_command)
+cli.add_command(node.node_command)
 for command in snapshot.COMMANDS + live.COMMANDS:
     cli.add_command(command)
 

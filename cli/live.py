@@ -29,10 +29,10 @@ from rdbkit.cli.store import (
     snapshot_store_options,
     store_settings,
 )
-from rdbkit.restore.cluster_seed import binary_rdb_version, seed_cluster
+from rdbkit.restore.cluster_seed import seed_cluster
 from rdbkit.restore.plain import is_plain_rdb, plain_snapshot
 from rdbkit.restore.restore import restore_snapshot
-from rdbkit.restore.seed import seed, start_seeded_server
+from rdbkit.restore.seed import binary_rdb_version, seed, settings_config, start_seeded_server
 from rdbkit.storage.transfer import MiB
 from rdbkit.urls import RedisClusterUrl, RedisUrl, parse_url
 
@@ -306,8 +306,12 @@ def _restore(catalog, snapshot, target, replace, flush, connections, drop_unsupp
 @click.option("--start", "binary", default=None, metavar="REDIS_SERVER",
               help="Also start this redis-server/valkey-server on the seeded directory.")
 @click.option("--port", type=int, default=6379, show_default=True, help="Port for --start.")
+@click.option("--no-settings", is_flag=True,
+              help="With --start: do not apply the settings the snapshot recorded from its "
+              "source (maxmemory, policy, databases, encoding thresholds, ...).")
 @snapshot_store_options
-def seed_command(snapshot, directory, target_version, binary, port, **params) -> None:
+def seed_command(snapshot, directory, target_version, binary, port, no_settings,
+                 **params) -> None:
     """Place SNAPSHOT's RDB (verified) as DIR/dump.rdb for a new server to load at start.
 
     SNAPSHOT is a snapshot name in --store, or a plain .rdb file: a path with a
@@ -322,9 +326,13 @@ def seed_command(snapshot, directory, target_version, binary, port, **params) ->
                     f"{snapshot} is RDB {version} and {binary} reads RDB {readable} at most; "
                     f"pass --target-version {readable} to convert it")
         path = seed(catalog, name, directory, target_version=target_version)
+        settings = {} if no_settings or not binary else settings_config(
+            catalog.describe(name).source.settings, binary)
     click.echo(f"seeded {path}")
     if binary:
-        process = start_seeded_server(binary, directory, port)
+        process = start_seeded_server(binary, directory, port, extra_config=settings)
+        if settings:
+            click.echo("applied " + " ".join(f"{k}={v}" for k, v in settings.items()))
         click.echo(f"started {binary} (pid {process.pid}) on 127.0.0.1:{port}")
 
 
@@ -338,14 +346,17 @@ def cluster_group() -> None:
 @click.option("--shards", type=click.IntRange(1, 1000), required=True)
 @click.option("--dir", "directory", required=True, type=click.Path(file_okay=False))
 @click.option("--binary", default="redis-server", show_default=True)
+@click.option("--no-settings", is_flag=True,
+              help="Do not apply the settings the snapshot recorded from its source.")
 @snapshot_store_options
-def cluster_seed_command(snapshot, shards, directory, binary, **params) -> None:
+def cluster_seed_command(snapshot, shards, directory, binary, no_settings, **params) -> None:
     """Start a new SHARDS-node cluster under DIR, each node seeded with exactly its slots' keys.
 
     The nodes keep running after the command exits.
     """
     with _snapshot_source(snapshot, pop_store_params(params)) as (catalog, name):
-        seeded = seed_cluster(catalog, name, directory, shards, binary=binary)
+        seeded = seed_cluster(catalog, name, directory, shards, binary=binary,
+                              apply_settings=not no_settings)
     for node in seeded.nodes:
         click.echo(f"{node.address} slots {node.slots[0]}-{node.slots[1]}: {node.keys:,} keys "
                    f"(pid {node.process.pid if node.process else '-'})")

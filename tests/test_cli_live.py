@@ -98,3 +98,40 @@ def test_cluster_seed_refuses_multi_db_and_seeds_db0(redis7, backed_up, tmp_path
         for p in ports:
             with contextlib.suppress(redis.RedisError):
                 redis.Redis(port=p).shutdown(nosave=True)
+
+
+def test_settings_recorded_and_applied_when_seeding(redis7, tmp_path):
+    redis7.reset()
+    redis7.config_set("maxmemory", "123456789")
+    redis7.config_set("hash-max-listpack-entries", "77")
+    redis7.config_set("notify-keyspace-events", "")
+    with contextlib.closing(redis7.client()) as c:
+        c.set("a", "1")
+    store = ["--store", tmp_path / "store", "--account", "t"]
+    ok(run("backup", f"redis://127.0.0.1:{redis7.port}/0", tmp_path / "store", "--account", "t",
+           "--name", "cfg", "--method", "cooperative"))
+    described = json.loads(ok(run("snapshot", "describe", "cfg", "--json", *store)))
+    settings = described["source"]["settings"]
+    assert settings["maxmemory"] == "123456789" and settings["hash-max-listpack-entries"] == "77"
+    assert "hash-max-ziplist-entries" not in settings  # one name per setting
+    assert "settings:" in ok(run("snapshot", "describe", "cfg", *store))
+    port = free_port()
+    ok(run("seed", "cfg", "--dir", tmp_path / "n1", "--start", redis7_binary(), "--port", port,
+           *store))
+    seeded = redis.Redis(port=port, socket_timeout=30)
+    try:
+        assert seeded.config_get("maxmemory")["maxmemory"] == "123456789"
+        assert seeded.config_get("hash-max-listpack-entries")["hash-max-listpack-entries"] == "77"
+    finally:
+        seeded.shutdown(nosave=True)
+        seeded.close()
+    redis7.reset()  # puts the source's settings back for the other tests
+    port = free_port()
+    ok(run("seed", "cfg", "--dir", tmp_path / "n2", "--start", redis7_binary(), "--port", port,
+           "--no-settings", *store))
+    plain = redis.Redis(port=port, socket_timeout=30)
+    try:
+        assert plain.config_get("maxmemory")["maxmemory"] == "0"
+    finally:
+        plain.shutdown(nosave=True)
+        plain.close()

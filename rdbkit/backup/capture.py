@@ -26,7 +26,7 @@ from rdbkit.backup.connection import Connection, ReplyError
 from rdbkit.backup.cooperative import CONSISTENCY as COOPERATIVE_CONSISTENCY
 from rdbkit.backup.cooperative import CooperativeDump, capture_cooperative
 from rdbkit.backup.estimate import Estimate, estimate
-from rdbkit.backup.info import server_facts
+from rdbkit.backup.info import node_settings, server_facts
 from rdbkit.backup.replica import ReplicaStream, capture_sync
 from rdbkit.catalog import Capture, Catalog, Manifest, ShardInput, SourceInfo, file_capture
 from rdbkit.errors import CaptureError, ReplicationRefusedError
@@ -125,6 +125,7 @@ def capture_cluster(
     with Connection.from_url(url, **conn_options) as conn:
         topology = discover(conn)
         facts = server_facts(conn)
+        settings = node_settings(conn)
     topology.check_complete()
     decision = _cluster_decision(url, topology, method, conn_options, from_primaries)
     shards = []
@@ -138,7 +139,7 @@ def capture_cluster(
         ))
     source = SourceInfo(
         url=str(url), engine=facts.engine, engine_version=facts.version, cluster=True,
-        shards=tuple(s.to_dict() for s in topology.shards),
+        shards=tuple(s.to_dict() for s in topology.shards), settings=settings,
     )
     consistency = (
         "point-in-time per shard (each shard's replica stream; shards are not synchronised)"

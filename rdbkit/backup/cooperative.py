@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rdbkit.backup.connection import Connection, ReplyError
-from rdbkit.backup.info import parse_info, server_facts
+from rdbkit.backup.info import node_settings, parse_info, server_facts
 from rdbkit.catalog.catalog import Capture, ShardInput
 from rdbkit.catalog.manifest import SourceInfo
 from rdbkit.codec import Encoder, crc64, encode_length, parse_dump_payload
@@ -469,8 +469,10 @@ def capture_cooperative(url: RedisUrl, **options: Any) -> Capture:
 
     with factory() as conn:
         facts = server_facts(conn)
+        settings = node_settings(conn)
     if facts.cluster_enabled:
         raise CaptureError(f"{url} is a cluster node: capture each shard (redis+cluster://) instead")
     dump = CooperativeDump(factory, source_rdb_version=facts.rdb_version, **options)
-    source = SourceInfo(url=str(url), engine=facts.engine, engine_version=facts.version)
+    source = SourceInfo(url=str(url), engine=facts.engine, engine_version=facts.version,
+                        settings=settings)
     return Capture(source=source, shards=[ShardInput(data=dump)], consistency=CONSISTENCY)

@@ -10,7 +10,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rdbkit.backup.connection import Connection
+from rdbkit.backup.connection import Connection, ReplyError
+
+#: Settings a snapshot records because they change how a restored node behaves;
+#: seeding a new node applies them (both the 7.0+ listpack and the older ziplist
+#: names: a server answers the ones it has).
+RECORDED_SETTINGS = (
+    "maxmemory",
+    "maxmemory-policy",
+    "databases",
+    "notify-keyspace-events",
+    "hash-max-listpack-entries",
+    "hash-max-listpack-value",
+    "hash-max-ziplist-entries",
+    "hash-max-ziplist-value",
+    "list-max-listpack-size",
+    "list-max-ziplist-size",
+    "list-compress-depth",
+    "set-max-intset-entries",
+    "set-max-listpack-entries",
+    "set-max-listpack-value",
+    "zset-max-listpack-entries",
+    "zset-max-listpack-value",
+    "zset-max-ziplist-entries",
+    "zset-max-ziplist-value",
+    "stream-node-max-bytes",
+    "stream-node-max-entries",
+)
 
 
 def parse_info(text: bytes | str) -> dict[str, str]:
@@ -98,3 +124,27 @@ def server_facts(conn: Connection) -> ServerFacts:
         cluster_enabled=info.get("cluster_enabled", "0") == "1",
         info=info,
     )
+
+
+def node_settings(conn: Connection, names: tuple[str, ...] = RECORDED_SETTINGS) -> dict[str, str]:
+    """CONFIG GET of each name the server answers ({} when CONFIG is refused or renamed).
+
+    A 7.0+ server answers an old alias (``hash-max-ziplist-entries``) too; it is
+    kept only when the new name was not answered, so each setting appears once.
+    """
+    replies = conn.pipeline([("CONFIG", "GET", name) for name in names])
+    settings: dict[str, str] = {}
+    for name, reply in zip(names, replies):
+        if isinstance(reply, ReplyError) or not reply:
+            continue
+        if isinstance(reply, dict):
+            reply = [x for kv in reply.items() for x in kv]
+        if len(reply) >= 2 and reply[1] is not None:
+            value = reply[1]
+            settings[name] = value.decode("utf-8", "replace") if isinstance(value, bytes) \
+                else str(value)
+    for old, new in (("ziplist", "listpack"),):
+        for name in list(settings):
+            if old in name and name.replace(old, new) in settings:
+                del settings[name]
+    return settings

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Self
 
 from rdbkit.backup.connection import Connection, ConnectionLostError, ReplyError, command
-from rdbkit.backup.info import ServerFacts, parse_info, server_facts
+from rdbkit.backup.info import ServerFacts, node_settings, parse_info, server_facts
 from rdbkit.catalog import Capture, Catalog, ShardInput, SourceInfo
 from rdbkit.errors import CaptureError, CatalogError, ProtocolError, ReplicationRefusedError
 from rdbkit.urls import RedisUrl, parse_url
@@ -55,8 +55,6 @@ EOF_MARK_LEN = 40
 #: Longest header / status line accepted from the server.
 MAX_LINE = 64 * 1024
 #: Server settings recorded with a sync snapshot (CONFIG GET; failures ignored).
-RECORDED_SETTINGS = ("maxmemory", "maxmemory-policy", "databases")
-
 #: Error reply words and phrases meaning "this server will not replicate to you".
 _REFUSALS = ("unknown command", "noperm", "not allowed", "no permissions", "unknown subcommand",
              "disabled", "renamed")
@@ -465,26 +463,13 @@ def sync_capture(
     return facts, stream
 
 
-def server_settings(url: RedisUrl, names=RECORDED_SETTINGS, **options: Any) -> dict[str, str]:
-    """CONFIG GET of each name that the server answers (refused or renamed CONFIG: {})."""
-    settings: dict[str, str] = {}
+def server_settings(url: RedisUrl, **options: Any) -> dict[str, str]:
+    """The node's :data:`~rdbkit.backup.info.RECORDED_SETTINGS` ({} if CONFIG is refused)."""
     try:
         with Connection.from_url(url, client_name="rdbkit", **options) as conn:
-            for name in names:
-                try:
-                    reply = conn.call("CONFIG", "GET", name)
-                except ReplyError:
-                    continue
-                if isinstance(reply, dict):
-                    reply = [x for kv in reply.items() for x in kv]
-                if isinstance(reply, list) and len(reply) >= 2 and reply[1] is not None:
-                    value = reply[1]
-                    if isinstance(value, bytes):
-                        value = value.decode("utf-8", "replace")
-                    settings[name] = str(value)
+            return node_settings(conn)
     except (ConnectionLostError, ReplyError, ProtocolError):
-        pass
-    return settings
+        return {}
 
 
 def capture_sync(

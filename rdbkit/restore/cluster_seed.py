@@ -16,7 +16,6 @@ A snapshot with keys outside db 0 is refused: cluster mode has only db 0.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -26,11 +25,10 @@ from pathlib import Path
 
 from rdbkit.backup.cluster import SLOTS, key_slot
 from rdbkit.backup.connection import Connection, ConnectionLostError
-from rdbkit.backup.info import rdb_version_for
 from rdbkit.catalog import Catalog
 from rdbkit.codec import Decoder, RdbWriter
 from rdbkit.errors import RestoreError
-from rdbkit.restore.seed import start_seeded_server
+from rdbkit.restore.seed import binary_rdb_version, settings_config, start_seeded_server
 
 #: Seconds a seeded node gets to load its RDB and answer, and the cluster to form.
 START_TIMEOUT_S = 120.0
@@ -149,19 +147,6 @@ def split_snapshot(
     return counts
 
 
-def binary_rdb_version(binary: str) -> int:
-    """The RDB version ``binary`` (a redis-server or valkey-server) writes and reads."""
-    try:
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30).stdout
-    except OSError as exc:
-        raise RestoreError(f"cannot run {binary}: {exc}") from exc
-    match = re.search(r"v=(\d+(?:\.\d+)*)", out)
-    if not match:
-        raise RestoreError(f"cannot tell the version of {binary} from {out.strip()!r}")
-    engine = "valkey" if "valkey" in out.lower() else "redis"
-    return rdb_version_for(engine, tuple(int(p) for p in match.group(1).split(".")))
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -184,9 +169,16 @@ def seed_cluster(
     binary: str = "redis-server",
     account: str | None = None,
     target_version: int | None = None,
+    apply_settings: bool = True,
 ) -> ClusterSeed:
-    """Start a ``shards``-node cluster under ``directory`` seeded from snapshot ``name``."""
+    """Start a ``shards``-node cluster under ``directory`` seeded from snapshot ``name``.
+
+    With ``apply_settings`` every node starts with the settings the snapshot
+    recorded from its source (maxmemory, policy, encoding thresholds, ...).
+    """
     began = time.monotonic()
+    settings = (settings_config(catalog.describe(name).source.settings, binary)
+                if apply_settings else {})
     root = Path(directory)
     nodes = []
     for index, slots in enumerate(slot_ranges(shards)):
@@ -208,6 +200,7 @@ def seed_cluster(
             node.process = start_seeded_server(
                 binary, node.directory, node.port, ready_timeout=START_TIMEOUT_S,
                 extra_config={
+                    **settings,
                     "cluster-enabled": "yes",
                     # the default bus port, port + 10000, does not exist above port 55535
                     "cluster-port": str(node.bus_port),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rdbkit.backup.connection import Connection, ConnectionLostError, ReplyError
+from rdbkit.backup.info import rdb_version_for
 from rdbkit.codec import Decoder, RdbWriter
 from rdbkit.errors import EncodeError, RestoreError
 
@@ -127,6 +129,43 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def binary_version(binary: str | os.PathLike[str]) -> tuple[str, tuple[int, ...]]:
+    """(engine, version) of a redis-server or valkey-server binary, from ``--version``."""
+    try:
+        out = subprocess.run([str(binary), "--version"], capture_output=True, text=True,
+                             timeout=30).stdout
+    except OSError as exc:
+        raise RestoreError(f"cannot run {binary}: {exc}") from exc
+    match = re.search(r"v=(\d+(?:\.\d+)*)", out)
+    if not match:
+        raise RestoreError(f"cannot tell the version of {binary} from {out.strip()!r}")
+    engine = "valkey" if "valkey" in out.lower() else "redis"
+    return engine, tuple(int(p) for p in match.group(1).split("."))
+
+
+def binary_rdb_version(binary: str | os.PathLike[str]) -> int:
+    """The RDB version ``binary`` writes and reads."""
+    return rdb_version_for(*binary_version(binary))
+
+
+def settings_config(settings: dict[str, str], binary: str | os.PathLike[str]) -> dict[str, str]:
+    """A snapshot's recorded settings as config lines ``binary`` understands.
+
+    Redis before 7.0 knows the ``*-listpack-*`` settings by their ``ziplist``
+    names (``set-max-listpack-*`` not at all); an empty value is written as ``""``.
+    """
+    engine, version = binary_version(binary)
+    old = engine == "redis" and version[:1] < (7,)
+    config = {}
+    for name, value in settings.items():
+        if old and "listpack" in name:
+            if name.startswith("set-max-listpack"):
+                continue
+            name = name.replace("listpack", "ziplist")
+        config[name] = value if value != "" else '""'
+    return config
 
 
 def start_seeded_server(
