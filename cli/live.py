@@ -174,7 +174,7 @@ def backup_command(source, name, method, max_ops, batch, latency_budget_ms, time
         "keys_by_type": _merge_types(manifest), "rdb_version": manifest.rdb_version,
         "rdb_bytes": manifest.rdb_size, "stored_bytes": manifest.stored_size,
         "shards": len(manifest.shards), "seconds": round(seconds, 3),
-        "created_at": format_time(manifest.created_at),
+        "created_at": format_time(manifest.created_at), "pacing": decision.pacing,
     }
     if as_json:
         _emit(summary)
@@ -183,6 +183,11 @@ def backup_command(source, name, method, max_ops, batch, latency_budget_ms, time
     for note in decision.notes:
         click.echo(f"  {note}")
     click.echo(f"consistency: {manifest.consistency}")
+    for shard, p in enumerate(decision.pacing):
+        click.echo(f"paced (shard {shard}): {p['batches']} batches (final size "
+                   f"{p['batch_final']}, {p['batch_shrinks']} shrinks), pipeline latency p50 "
+                   f"{p['latency_p50_ms']} ms / p99 {p['latency_p99_ms']} ms, slept "
+                   f"{p['slept_s']} s, {p['skipped_deleted']} keys deleted mid-scan")
     click.echo(f"snapshot {manifest.name}: {manifest.keys:,} keys, {manifest.rdb_size:,} bytes "
                f"RDB v{manifest.rdb_version}, {len(manifest.shards)} shard(s), {seconds:.1f} s")
 

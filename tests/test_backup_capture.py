@@ -238,3 +238,19 @@ def test_a_single_shard_of_a_cluster_is_refused(cluster3, catalog, method):
     with pytest.raises(CaptureError, match="backed up whole.*redis\\+cluster://"):
         backup(catalog, f"redis://127.0.0.1:{node.port}/0", "one-shard", method=method)
     assert catalog.list() == [] and list(catalog.store.list("data/")) == []
+
+
+def test_cooperative_backup_reports_its_pacing(redis7, tmp_path):
+    with contextlib.closing(redis7.client()) as c:
+        c.flushall()
+        c.mset({f"p{i}": i for i in range(2000)})
+    out = run("backup", _url(redis7), tmp_path / "s", "--account", "t", "--method",
+              "cooperative", "--batch", "100", "--latency-budget-ms", "0.001", "--json")
+    assert out.exit_code == 0, out.stderr
+    (pacing,) = json.loads(out.stdout)["pacing"]
+    assert pacing["keys"] == 2000 and pacing["batches"] >= 20
+    assert pacing["batch_shrinks"] > 0 and pacing["batch_final"] < 100  # it slowed down
+    assert pacing["latency_p99_ms"] > 0
+    text = run("backup", _url(redis7), tmp_path / "s", "--account", "t", "--method",
+               "cooperative", "--name", "text")
+    assert "paced (shard 0):" in text.stdout

@@ -45,6 +45,9 @@ class Decision:
     reason: str
     estimate: Estimate | None = None
     notes: list[str] = field(default_factory=list)
+    #: After a cooperative backup: per shard, how it paced itself against the source
+    #: (batches, latency p50/p99 of its pipelines, time slept, batch shrinks).
+    pacing: list[dict] = field(default_factory=list)
 
 
 def replication_refusal(conn: Connection) -> str | None:
@@ -218,14 +221,28 @@ def backup(
     with catalog.lease(key, "backup"):  # one operation per source at a time
         cap, decision = capture(url, method=method, **dict(options))
         try:
-            return catalog.create(name, cap, kind=kind), decision
+            manifest = catalog.create(name, cap, kind=kind)
         except ReplicationRefusedError as exc:
             if method != "auto":
                 raise
             cap, _ = capture(url, method="cooperative", **dict(options))
             decision = Decision("cooperative", f"replication refused: {exc}", decision.estimate,
                                 decision.notes + [f"sync refused: {exc}"])
-            return catalog.create(name, cap, kind=kind), decision
+            manifest = catalog.create(name, cap, kind=kind)
+        decision.pacing = [_pacing(s.data.stats) for s in cap.shards
+                           if isinstance(s.data, CooperativeDump)]
+        return manifest, decision
+
+
+def _pacing(stats) -> dict:
+    return {
+        "keys": stats.keys, "batches": stats.batches, "batch_final": stats.batch_final,
+        "batch_min": stats.batch_min, "batch_shrinks": stats.batch_shrinks,
+        "latency_p50_ms": round(stats.latency_p50_ms, 3),
+        "latency_p99_ms": round(stats.latency_p99_ms, 3),
+        "slept_s": round(stats.sleeps_s, 3), "skipped_deleted": stats.skipped_deleted,
+        "keys_per_s": round(stats.keys_per_s, 1),
+    }
 
 
 def capture_fn(method: str = "auto", **options: Any):
