@@ -16,7 +16,8 @@ announces the server's own version to a Valkey server.
 arrive, so the catalog can validate and upload them while the transfer is
 still going. One thread does everything: reads use a short socket timeout,
 and once the payload flows the stream sends ``REPLCONF ACK 0`` between reads
-about once a second so the server keeps the link (not before it: see
+about once a second so the server keeps the link (not before it, and not on
+an rdb-only link, which the server closes after the RDB: see
 :meth:`ReplicaStream._ack`). ``timeout`` bounds how long the server may send
 nothing at all (keepalives count as something).
 
@@ -101,6 +102,7 @@ class ReplicaStream:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.rdb_only = rdb_only
+        self.rdb_only_accepted = False
         self.progress = progress
         self.framing = None
         self.size = None
@@ -195,8 +197,8 @@ class ReplicaStream:
                 reply = self._ask("REPLCONF", *args)
                 if isinstance(reply, ReplyError):
                     raise self._refused(f"REPLCONF {args[0]}", reply)
-            if self.rdb_only:
-                self._ask("REPLCONF", "rdb-only", 1)  # unknown before Redis 7: then it is ignored
+            if self.rdb_only:  # unknown before Redis 7: then it is ignored
+                self.rdb_only_accepted = self._ask("REPLCONF", "rdb-only", 1) == "OK"
             version = self._valkey_version()
             if version is not None:  # else Valkey 9 sends RDB 11 and fails on keys it cannot fit
                 self._ask("REPLCONF", "version", version)
@@ -290,9 +292,12 @@ class ReplicaStream:
         Not before: a replica waiting for its RDB sends nothing, and the
         server's diskless delay (``repl-diskless-sync-delay``) waits for its
         waiting replicas to be idle that long, so ACKs would postpone the
-        fork for ever.
+        fork for ever. Not on an rdb-only link either: the server closes it
+        right after the RDB and expects nothing, and an ACK it has not read
+        when it closes makes the kernel answer with a reset that discards the
+        RDB's last bytes still unread on our side.
         """
-        if self.framing is None:
+        if self.framing is None or self.rdb_only_accepted:
             return
         now = time.monotonic()
         if now - self._last_ack >= ACK_INTERVAL_S:
