@@ -40,7 +40,8 @@ def test_a_held_lease_refuses_and_names_the_operation(store):
                 as info:
             Lease(store, SOURCE, "restore", ttl=30).acquire()
         assert info.value.lease.token == held.record.token
-        Lease(store, "redis://other:6379/0", "backup", ttl=30).acquire()  # other sources are free
+        with Lease(store, "redis://other:6379/0", "backup", ttl=30):  # other sources are free
+            pass
     with Lease(store, SOURCE, "restore", ttl=30):  # released: free again
         pass
 

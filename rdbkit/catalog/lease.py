@@ -16,6 +16,7 @@ way. Releasing deletes the lease only if it is still this holder's.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import socket
@@ -26,8 +27,10 @@ from datetime import datetime, timedelta, timezone
 
 from rdbkit.catalog.manifest import format_time, parse_time
 from rdbkit.catalog.policy import source_id
-from rdbkit.errors import CatalogError, ObjectExistsError, ObjectNotFoundError
+from rdbkit.errors import CatalogError, ObjectExistsError, ObjectNotFoundError, RdbkitError
 from rdbkit.storage import Store
+
+_log = logging.getLogger(__name__)
 
 PREFIX = "leases/"
 #: Seconds a lease lives without renewal (RDBKIT_LEASE_TTL overrides, e.g. for tests).
@@ -132,12 +135,17 @@ class Lease:
 
     def _renew(self) -> None:
         while not self._stop.wait(self.ttl / 3):
-            assert self.record is not None
-            held = self.current()
-            if held is None or held.token != self.record.token:
-                return  # taken over (we were too slow): the operation is told on release
-            self.record = self._new_record(self.record.acquired_at)
-            self.store.put(self.key, json.dumps(asdict(self.record)).encode())
+            record = self.record
+            if record is None:
+                return
+            try:
+                held = self.current()
+                if held is None or held.token != record.token:
+                    return  # taken over (we were too slow)
+                self.record = self._new_record(record.acquired_at)
+                self.store.put(self.key, json.dumps(asdict(self.record)).encode())
+            except RdbkitError as exc:  # the store is unreachable: try again next time
+                _log.warning("could not renew the lease of %s: %s", self.source, exc)
 
     def release(self) -> None:
         """Give the lease back (only if it is still ours)."""
