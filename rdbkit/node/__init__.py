@@ -2,7 +2,7 @@
 
 ``Node`` (``rdbkit.node.server``) serves RESP2/RESP3 on asyncio with the
 string and key commands, expiry, SAVE/BGSAVE and load at start through the
-codec. Modules: ``protocol`` (sans-I/O RESP parser and reply encoders),
+codec. Modules: ``resp`` (sans-I/O RESP parser and reply encoders),
 ``keyspace`` (databases and expiry), ``commands`` (the command table),
 ``persistence`` (RDB save/load), ``server`` (connections and the event loop).
 """

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from rdbkit.node.protocol import ErrorReply
+from rdbkit.node.resp import ErrorReply
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 

@@ -33,7 +33,7 @@ from rdbkit.node.commands import COMMANDS
 from rdbkit.node.commands.registry import Command, wrong_arity
 from rdbkit.node.keyspace import Keyspace
 from rdbkit.node.persistence import REDIS_COMPAT_VERSION, Persistence, SaveError
-from rdbkit.node.protocol import (
+from rdbkit.node.resp import (
     DEFAULT_MAX_BULK_LEN,
     QUEUED,
     ErrorReply,

@@ -19,7 +19,7 @@ from rdbkit.node.commands.registry import (
     parse_int,
 )
 from rdbkit.node.keyspace import from_model, now_ms, object_encoding, to_model, type_name
-from rdbkit.node.protocol import OK, ErrorReply, SimpleString
+from rdbkit.node.resp import OK, ErrorReply, SimpleString
 
 #: RDB version of DUMP payloads (redis 7.0 writes and accepts up to 10).
 DUMP_RDB_VERSION = 10

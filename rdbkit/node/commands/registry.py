@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rdbkit.node.protocol import ErrorReply
+from rdbkit.node.resp import ErrorReply
 
 Handler = Callable[..., object]
 
@@ -56,7 +56,7 @@ class Command:
 
     def info(self) -> list:
         """The COMMAND INFO entry (redis 7 layout)."""
-        from rdbkit.node.protocol import SimpleString
+        from rdbkit.node.resp import SimpleString
 
         return [
             self.name.encode(),

@@ -13,7 +13,7 @@ from rdbkit.node.commands.registry import (
 )
 from rdbkit.node.commands.keys import glob_to_regex
 from rdbkit.node.persistence import SaveError
-from rdbkit.node.protocol import NO_REPLY, NULL_ARRAY, OK, PONG, ErrorReply, SimpleString, Verbatim
+from rdbkit.node.resp import NO_REPLY, NULL_ARRAY, OK, PONG, ErrorReply, SimpleString, Verbatim
 
 
 @command("PING", arity=-1, flags=("fast",), group="connection")

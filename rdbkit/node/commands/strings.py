@@ -16,7 +16,7 @@ from rdbkit.node.commands.registry import (
     parse_int,
 )
 from rdbkit.node.keyspace import now_ms
-from rdbkit.node.protocol import OK, ErrorReply
+from rdbkit.node.resp import OK, ErrorReply
 
 _NX, _XX, _GET, _KEEPTTL, _PERSIST, _EX, _PX, _EXAT, _PXAT = (1 << i for i in range(9))
 _ANY_EXPIRE = _EX | _PX | _EXAT | _PXAT

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from rdbkit.errors import ProtocolError
 from rdbkit.node.keyspace import Keyspace
-from rdbkit.node.protocol import (
+from rdbkit.node.resp import (
     NULL_ARRAY,
     ErrorReply,
     Push,
